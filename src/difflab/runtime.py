@@ -1,0 +1,49 @@
+"""Device choice and seeding shared by every job."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import torch
+
+from difflab import DifflabError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is an error, not a silent fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DifflabError("config key 'device' is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    if name not in {"cpu", "cuda"}:
+        raise DifflabError(f"config key 'device' is {name!r}; expected auto, cpu or cuda")
+    return torch.device(name)
+
+
+def derive_seed(seed: int, *keys: object) -> int:
+    """A stable 63-bit seed for one job from the config seed and names (e.g. derive_seed(180, 'train', 'class', 3)).
+
+    Jobs get independent streams while depending only on the config seed, never on scheduling order.
+    """
+    text = ":".join([str(seed), *map(str, keys)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+def make_generator(seed: int, *keys: object, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch.Generator seeded with derive_seed(seed, *keys), on `device`."""
+    return torch.Generator(device=device).manual_seed(derive_seed(seed, *keys))
+
+
+def configure_threads() -> None:
+    """Use the threads Snakemake granted the job (it exports OMP_NUM_THREADS from `threads:`)."""
+    n = os.environ.get("OMP_NUM_THREADS")
+    if n and n.isdigit() and int(n) > 0:
+        torch.set_num_threads(int(n))
+
+
+def enable_determinism() -> None:
+    """Deterministic kernels where torch has them (CPU results are bit-identical run to run)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False

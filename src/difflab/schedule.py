@@ -1,0 +1,126 @@
+"""Noise schedules and the DDPM equations, each written once.
+
+Conventions (used everywhere in difflab):
+- timesteps are 0-based indices t in {0, ..., T-1};
+- beta_t is the noise added at step t, alpha_t = 1 - beta_t and abar_t = prod_{s<=t} alpha_s;
+- the "previous" timestep t' of a (possibly strided) reverse step has abar_{t'} > abar_t, and the step
+  below t = 0 has abar = 1 (the clean image);
+- `abar_t` arguments are tensors that broadcast against the images, e.g. shape (N, 1, 1, 1).
+
+Equation numbers refer to the CS180 project 5 spec (A.x for Part A, B.x for Part B) and to the DDPM paper
+(Ho et al. 2020).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+def linear_betas(beta_start: float, beta_end: float, num_timesteps: int) -> Tensor:
+    """beta_t evenly spaced from beta_start to beta_end (spec B.2: torch.linspace(1e-4, 0.02, 300))."""
+    return torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64).float()
+
+
+def alphas_cumprod_from_betas(betas: Tensor) -> Tensor:
+    """abar_t = prod_{s=0}^{t} (1 - beta_s), computed in float64 so that T = 1000 loses no precision."""
+    return torch.cumprod(1.0 - betas.double(), dim=0).float()
+
+
+@dataclass(frozen=True)
+class NoiseSchedule:
+    """The cumulative schedule abar_t for t = 0..T-1; everything else derives from it."""
+
+    alphas_cumprod: Tensor
+
+    @classmethod
+    def linear(cls, beta_start: float, beta_end: float, num_timesteps: int) -> "NoiseSchedule":
+        return cls(alphas_cumprod_from_betas(linear_betas(beta_start, beta_end, num_timesteps)))
+
+    @property
+    def num_timesteps(self) -> int:
+        return int(self.alphas_cumprod.shape[0])
+
+    def to(self, device: torch.device | str) -> "NoiseSchedule":
+        return NoiseSchedule(self.alphas_cumprod.to(device))
+
+    def abar(self, t: Tensor | int, ndim: int = 4) -> Tensor:
+        """abar_t for a batch of timesteps, shaped (N, 1, ..., 1) to broadcast over images of `ndim` dims.
+
+        A timestep of -1 means "below t = 0" and gives abar = 1.
+        """
+        t = torch.as_tensor(t, device=self.alphas_cumprod.device).long().reshape(-1)
+        padded = torch.cat([self.alphas_cumprod.new_ones(1), self.alphas_cumprod])
+        return padded[t + 1].reshape(-1, *([1] * (ndim - 1)))
+
+
+def forward_noise(x0: Tensor, abar_t: Tensor, eps: Tensor) -> Tensor:
+    """Forward process q(x_t | x_0) (eq A.2, B.4): x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps."""
+    return abar_t.sqrt() * x0 + (1.0 - abar_t).sqrt() * eps
+
+
+def add_gaussian_noise(x: Tensor, sigma: float, eps: Tensor) -> Tensor:
+    """Part B.1 noising (eq B.2): z = x + sigma * eps."""
+    return x + sigma * eps
+
+
+def predict_x0(x_t: Tensor, eps_hat: Tensor, abar_t: Tensor) -> Tensor:
+    """One-step clean estimate (eq A.2 inverted): x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)."""
+    return (x_t - (1.0 - abar_t).sqrt() * eps_hat) / abar_t.sqrt()
+
+
+def step_beta(abar_t: Tensor, abar_prev: Tensor) -> Tensor:
+    """The effective beta of a (strided) step t -> t': alpha_t = abar_t / abar_{t'}, beta_t = 1 - alpha_t."""
+    return 1.0 - abar_t / abar_prev
+
+
+def posterior_mean(x_t: Tensor, x0_hat: Tensor, abar_t: Tensor, abar_prev: Tensor) -> Tensor:
+    """Mean of q(x_{t'} | x_t, x0_hat) (eq A.3, DDPM eq 7):
+
+        x_{t'} = sqrt(abar_{t'}) beta_t / (1 - abar_t) * x0_hat + sqrt(alpha_t) (1 - abar_{t'}) / (1 - abar_t) * x_t
+
+    with alpha_t = abar_t / abar_{t'} and beta_t = 1 - alpha_t.
+    """
+    alpha_t = abar_t / abar_prev
+    beta_t = 1.0 - alpha_t
+    return (abar_prev.sqrt() * beta_t / (1.0 - abar_t)) * x0_hat + (
+        alpha_t.sqrt() * (1.0 - abar_prev) / (1.0 - abar_t)
+    ) * x_t
+
+
+def posterior_variance(abar_t: Tensor, abar_prev: Tensor) -> Tensor:
+    """Variance of q(x_{t'} | x_t, x_0) (DDPM eq 7): beta_tilde_t = (1 - abar_{t'}) / (1 - abar_t) * beta_t."""
+    return (1.0 - abar_prev) / (1.0 - abar_t) * step_beta(abar_t, abar_prev)
+
+
+def reverse_step(x_t: Tensor, eps_hat: Tensor, abar_t: Tensor, abar_prev: Tensor, noise_std: Tensor, z: Tensor) -> Tensor:
+    """One reverse step (Algorithm B.2 line 6, eq A.3): posterior_mean(x_t, x0_hat) + noise_std * z,
+    where x0_hat = predict_x0(x_t, eps_hat, abar_t). Pass z = 0 on the last step."""
+    x0_hat = predict_x0(x_t, eps_hat, abar_t)
+    return posterior_mean(x_t, x0_hat, abar_t, abar_prev) + noise_std * z
+
+
+def classifier_free_guidance(eps_uncond: Tensor, eps_cond: Tensor, scale: float) -> Tensor:
+    """CFG (eq A.4, Algorithm B.4): eps = eps_u + gamma (eps_c - eps_u). gamma = 0: unconditional, 1: conditional."""
+    return eps_uncond + scale * (eps_cond - eps_uncond)
+
+
+def sigma_to_timestep(sigma: float, schedule: NoiseSchedule) -> int:
+    """The timestep whose noise level matches z = x0 + sigma eps.
+
+    x_t / sqrt(abar_t) = x0 + sqrt((1 - abar_t) / abar_t) eps, so we pick the t that minimises
+    |sigma^2 - (1 - abar_t) / abar_t| (nearest t). sigma = 0 maps to t = 0.
+    """
+    abar = schedule.alphas_cumprod.double()
+    ratio = (1.0 - abar) / abar
+    return int(torch.argmin((ratio - sigma**2).abs()).item())
+
+
+def strided_timesteps(num_timesteps: int, stride: int) -> list[int]:
+    """Descending timesteps for strided sampling, ending at 0 (spec A.1.4: T = 1000, stride 30 -> 990, 960, ..., 0)."""
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    start = ((num_timesteps - 1) // stride) * stride
+    return list(range(start, -1, -stride))
