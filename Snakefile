@@ -1,0 +1,25 @@
+# difflab: "Fun with Diffusion Models" (CS180 project 5) as one DAG.
+#   data -> Part B models -> Part B figures/metrics -> Part A edits -> manifest -> report
+# Rules only wire files together; every computation is a `python -m difflab <verb>` in src/difflab.
+# Profiles (profiles/<name>/config.yaml) choose the experiment size; see README.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/part_b.smk"
+include: "rules/metrics.smk"
+include: "rules/part_a.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/report/index.html",

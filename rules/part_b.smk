@@ -1,0 +1,190 @@
+# Part B: UNets trained from scratch on MNIST.
+# Training is a chain of one-epoch jobs (epoch_{e-1}.pt -> epoch_{e}.pt): an interrupted run resumes at
+# the last completed epoch. Chain checkpoints are temporary; those at grid/evaluation epochs are kept.
+
+
+wildcard_constraints:
+    kind="denoiser|time|class",
+    ddpm="time|class",
+    epoch="[0-9]+",
+
+
+rule train_init:
+    output:
+        temp("results/part_b/{kind}/ckpt/epoch_0.pt"),
+    params:
+        settings=train_settings,
+    log:
+        "results/logs/train/{kind}_epoch_0.log",
+    shell:
+        "{DIFFLAB} train --model {wildcards.kind} --epoch 0 --settings {params.settings:q} --out {output} > {log} 2>&1"
+
+
+def previous_checkpoint(wildcards):
+    return f"results/part_b/{wildcards.kind}/ckpt/epoch_{int(wildcards.epoch) - 1}.pt"
+
+
+rule train_epoch:
+    input:
+        previous=previous_checkpoint,
+        data=MNIST,
+    output:
+        temp("results/part_b/{kind}/ckpt/epoch_{epoch,[1-9][0-9]*}.pt"),
+    params:
+        settings=train_settings,
+    log:
+        "results/logs/train/{kind}_epoch_{epoch}.log",
+    benchmark:
+        "results/benchmarks/train/{kind}_epoch_{epoch}.tsv"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    shell:
+        "{DIFFLAB} train --model {wildcards.kind} --epoch {wildcards.epoch} --previous {input.previous}"
+        " --data {input.data} --settings {params.settings:q} --out {output} 2>&1 | tee {log}"
+
+
+rule keep_checkpoint:
+    input:
+        "results/part_b/{kind}/ckpt/epoch_{epoch}.pt",
+    output:
+        "results/part_b/{kind}/epoch_{epoch}.pt",
+    shell:
+        "cp {input} {output}.partial && mv {output}.partial {output}"
+
+
+rule denoiser_figures:
+    input:
+        data=MNIST,
+        checkpoints=[kept_checkpoint("denoiser", e) for e in kept_epochs("denoiser")],
+    output:
+        snippet="results/report/snippets/part_b_denoiser.md",
+        figures=directory("results/part_b/denoiser/figures"),
+    params:
+        settings=settings_json(PB, profile=PROFILE),
+    log:
+        "results/logs/part_b/denoiser_figures.log",
+    benchmark:
+        "results/benchmarks/part_b/denoiser_figures.tsv"
+    threads: workflow.cores
+    shell:
+        "{DIFFLAB} partb denoiser-figures --data {input.data} --checkpoints {input.checkpoints}"
+        " --settings {params.settings:q} --out-dir {output.figures} --snippet {output.snippet} > {log} 2>&1"
+
+
+rule ood:
+    input:
+        data=MNIST,
+        denoiser=final_checkpoint("denoiser"),
+        time_model=final_checkpoint("time"),
+    output:
+        snippet="results/report/snippets/part_b_ood.md",
+        figures=directory("results/part_b/ood"),
+        metrics="results/metrics/part_b_ood.csv",
+    params:
+        settings=settings_json(PB, profile=PROFILE),
+    log:
+        "results/logs/part_b/ood.log",
+    benchmark:
+        "results/benchmarks/part_b/ood.tsv"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    shell:
+        "{DIFFLAB} partb ood --data {input.data} --denoiser {input.denoiser} --time-model {input.time_model}"
+        " --settings {params.settings:q} --out-dir {output.figures} --snippet {output.snippet}"
+        " --metrics-out {output.metrics} 2>&1 | tee {log}"
+
+
+rule sample_for_fid:
+    input:
+        checkpoint="results/part_b/{ddpm}/epoch_{epoch}.pt",
+    output:
+        "results/part_b/{ddpm}/samples/epoch_{epoch}.npz",
+    params:
+        settings=settings_json(PB, profile=PROFILE),
+        n=PB["fid"]["num_images"],
+    log:
+        "results/logs/part_b/sample_{ddpm}_epoch_{epoch}.log",
+    benchmark:
+        "results/benchmarks/part_b/sample_{ddpm}_epoch_{epoch}.tsv"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    shell:
+        "{DIFFLAB} partb sample --checkpoint {input.checkpoint} --n {params.n}"
+        " --settings {params.settings:q} --out {output} 2>&1 | tee {log}"
+
+
+rule sample_cfg_sweep:
+    input:
+        checkpoint=final_checkpoint("class"),
+    output:
+        "results/part_b/cfg/guidance_{guidance}.npz",
+    params:
+        settings=settings_json(PB, profile=PROFILE),
+        n=PB["fid"]["cfg_sweep_num_images"],
+    log:
+        "results/logs/part_b/sample_cfg_{guidance}.log",
+    benchmark:
+        "results/benchmarks/part_b/sample_cfg_{guidance}.tsv"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    shell:
+        "{DIFFLAB} partb sample --checkpoint {input.checkpoint} --n {params.n} --guidance {wildcards.guidance}"
+        " --settings {params.settings:q} --out {output} 2>&1 | tee {log}"
+
+
+rule ddpm_figures:
+    input:
+        checkpoints=lambda w: [kept_checkpoint(w.ddpm, e) for e in kept_epochs(w.ddpm)],
+    output:
+        snippet="results/report/snippets/part_b_{ddpm}.md",
+        figures=directory("results/part_b/{ddpm}/figures"),
+    params:
+        settings=settings_json(PB, profile=PROFILE),
+    log:
+        "results/logs/part_b/{ddpm}_figures.log",
+    benchmark:
+        "results/benchmarks/part_b/{ddpm}_figures.tsv"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    shell:
+        "{DIFFLAB} partb ddpm-figures --model {wildcards.ddpm} --checkpoints {input.checkpoints}"
+        " --settings {params.settings:q} --out-dir {output.figures} --snippet {output.snippet} 2>&1 | tee {log}"
+
+
+rule cfg_figures:
+    input:
+        checkpoint=final_checkpoint("class"),
+        metrics=expand("results/metrics/fid/cfg_guidance_{guidance}.csv", guidance=CFG_SCALES),
+    output:
+        snippet="results/report/snippets/part_b_cfg.md",
+        figures=directory("results/part_b/cfg/figures"),
+    params:
+        settings=settings_json(PB, profile=PROFILE),
+    log:
+        "results/logs/part_b/cfg_figures.log",
+    benchmark:
+        "results/benchmarks/part_b/cfg_figures.tsv"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    shell:
+        "{DIFFLAB} partb cfg-figures --checkpoint {input.checkpoint} --metrics {input.metrics}"
+        " --settings {params.settings:q} --out-dir {output.figures} --snippet {output.snippet} 2>&1 | tee {log}"
+
+
+rule models_table:
+    input:
+        checkpoints=[final_checkpoint(kind) for kind in KINDS],
+        classifier="results/classifier/classifier.pt",
+    output:
+        "results/report/snippets/part_b_models.md",
+    log:
+        "results/logs/part_b/models.log",
+    shell:
+        "{DIFFLAB} partb models --checkpoints {input.checkpoints} --classifier {input.classifier}"
+        " --snippet {output} > {log} 2>&1"

@@ -1,0 +1,138 @@
+"""DDPM sampling (CS180 project 5, Algorithms B.2 and B.4) and the DDPM UNet used as a one-step denoiser.
+
+Timesteps are 0-based (see difflab.schedule): the reverse loop runs t = T-1, ..., 0, the model sees t/T,
+and the step below t = 0 has abar = 1. All N images advance together one timestep at a time; within a
+timestep the model runs over chunks of `batch_size` images. The noise for a timestep is drawn for all N
+images at once from the caller's generator, so the samples depend only on the generator, not on the batch
+size (an out-of-memory retry with a smaller batch gives the same images).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from difflab.schedule import NoiseSchedule, classifier_free_guidance, predict_x0, reverse_step, sigma_to_timestep, step_beta
+
+
+def log(message: str) -> None:
+    print(f"difflab sampling: {message}", file=sys.stderr, flush=True)
+
+
+def predict_noise(model: nn.Module, x_t: Tensor, t: int, num_timesteps: int, labels: Tensor | None = None, guidance_scale: float | None = None) -> Tensor:
+    """eps_theta for one chunk at timestep t (the model gets t/T).
+
+    Time model (Algorithm B.2): eps = eps_theta(x_t, t/T).
+    Class model (Algorithm B.4): eps = eps_u + gamma (eps_c - eps_u), where eps_c = eps_theta(x_t, c, t/T) and
+    eps_u = eps_theta(x_t, 0, t/T) come from ONE forward pass over the doubled batch [c; 0].
+    """
+    n = x_t.shape[0]
+    t_in = torch.full((n,), t / num_timesteps, device=x_t.device)
+    if labels is None:
+        return model(x_t, t_in)
+    cond = nn.functional.one_hot(labels.long(), model.num_classes).to(x_t.dtype)
+    both = model(torch.cat([x_t, x_t]), torch.cat([cond, torch.zeros_like(cond)]), torch.cat([t_in, t_in]))
+    eps_cond, eps_uncond = both.chunk(2)
+    return classifier_free_guidance(eps_uncond, eps_cond, guidance_scale)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def frame_indices(num_timesteps: int, frames: int) -> set[int]:
+    """Which of the T + 1 states x_T (index 0), ..., x_0 (index T) to keep: `frames` evenly spaced ones,
+    always including the pure noise and the final sample (frames = 1 keeps only the final sample)."""
+    if frames <= 0:
+        return set()
+    if frames == 1:
+        return {num_timesteps}
+    return {round(k * num_timesteps / (frames - 1)) for k in range(frames)}
+
+
+@torch.no_grad()
+def ddpm_sample(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    n: int,
+    generator: torch.Generator,
+    device: torch.device | str,
+    labels: Tensor | None = None,
+    guidance_scale: float | None = None,
+    batch_size: int = 1000,
+    frames: int = 0,
+    show_progress: bool = True,
+) -> tuple[Tensor, list[Tensor]]:
+    """Draw n samples by Algorithm B.2 (time model, labels=None) or B.4 (class model with labels and CFG scale).
+
+    x_{T-1} ~ N(0, I); for t = T-1, ..., 0: z ~ N(0, I) if t > 0 else 0,
+        x_{t-1} = posterior_mean(x_t, x0_hat(eps)) + sqrt(beta_t) z   (schedule.reverse_step),
+    with beta_t = 1 - abar_t / abar_{t-1} and abar_{-1} = 1. The result is not clipped (the algorithm has no
+    clipping); clip to [0, 1] only to display or store images.
+
+    Returns (images N x 1 x 28 x 28 on `device`, frames): `frames` evenly spaced snapshots of the whole batch,
+    from the initial noise to the final sample, as CPU tensors clipped to [0, 1] for display.
+    """
+    if labels is not None:
+        if guidance_scale is None:
+            raise ValueError("class-conditioned sampling needs a guidance_scale (gamma = 1 is plain conditional sampling)")
+        labels = labels.to(device)
+        if labels.shape != (n,):
+            raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+    schedule = schedule.to(device)
+    T = schedule.num_timesteps
+    keep = frame_indices(T, frames)
+    snapshots: list[Tensor] = []
+
+    x = torch.randn((n, 1, 28, 28), generator=generator, device=device)
+    if 0 in keep:
+        snapshots.append(x.clamp(0, 1).cpu())
+    bar = tqdm(range(T - 1, -1, -1), desc=f"sampling {n} images", unit="step", disable=not show_progress, mininterval=2.0)
+    for step, t in enumerate(bar, start=1):
+        abar_t, abar_prev = schedule.abar(t), schedule.abar(t - 1)
+        noise_std = step_beta(abar_t, abar_prev).sqrt()
+        eps = torch.empty_like(x)
+        start = 0
+        while start < n:
+            stop = min(start + batch_size, n)
+            try:
+                eps[start:stop] = predict_noise(model, x[start:stop], t, T, None if labels is None else labels[start:stop], guidance_scale)
+            except (torch.OutOfMemoryError, RuntimeError) as exc:
+                if not _is_out_of_memory(exc) or batch_size == 1:
+                    raise
+                batch_size = max(1, batch_size // 2)
+                log(f"out of memory at timestep {t}; retrying with batch size {batch_size}")
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            start = stop
+        z = torch.randn(x.shape, generator=generator, device=device) if t > 0 else torch.zeros_like(x)
+        x = reverse_step(x, eps, abar_t, abar_prev, noise_std, z)
+        if step in keep:
+            snapshots.append(x.clamp(0, 1).cpu())
+    return x, snapshots
+
+
+def noise_level_to_ddpm_input(z: Tensor, sigma: float, schedule: NoiseSchedule) -> tuple[Tensor, int]:
+    """Map z = x0 + sigma eps to the DDPM's x_t: x_t / sqrt(abar_t) = x0 + sqrt((1 - abar_t) / abar_t) eps,
+    so with t the nearest timestep to sigma^2 = (1 - abar_t) / abar_t we feed x_t = sqrt(abar_t) z.
+    Returns (x_t, t)."""
+    t = sigma_to_timestep(sigma, schedule)
+    return schedule.to(z.device).abar(t).sqrt() * z, t
+
+
+@torch.no_grad()
+def ddpm_one_step_denoise(model: nn.Module, z: Tensor, sigma: float, schedule: NoiseSchedule, batch_size: int = 1000) -> tuple[Tensor, int]:
+    """The time-conditioned DDPM UNet as a one-step denoiser of z = x0 + sigma eps:
+    x_t = sqrt(abar_t) z at the nearest t, then x0_hat = (x_t - sqrt(1 - abar_t) eps_theta(x_t, t/T)) / sqrt(abar_t).
+    Returns (x0_hat, t)."""
+    x_t, t = noise_level_to_ddpm_input(z, sigma, schedule)
+    abar_t = schedule.to(z.device).abar(t)
+    out = torch.empty_like(z)
+    for start in range(0, z.shape[0], batch_size):
+        chunk = x_t[start:start + batch_size]
+        out[start:start + batch_size] = predict_x0(chunk, predict_noise(model, chunk, t, schedule.num_timesteps), abar_t)
+    return out, t

@@ -1,0 +1,195 @@
+"""Training, one epoch per job: the DAG chains epoch_{e-1}.pt -> epoch_{e}.pt, so an interrupted run
+resumes at the last completed epoch and no completed epoch is trained twice.
+
+Three Part B objectives (CS180 project 5):
+- denoiser (B.1): z = x + sigma eps, loss ||D_theta(z) - x||^2;
+- time (Algorithm B.1): t ~ U{0..T-1}, x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, loss ||eps_theta(x_t, t/T) - eps||^2;
+- class (Algorithm B.3): as time, plus a one-hot class that is replaced by the zero vector with
+  probability p_uncond, loss ||eps_theta(x_t, c, t/T) - eps||^2.
+
+Every epoch draws its shuffling and noise from a generator seeded by (seed, model, epoch), and the
+checkpoint carries model, optimizer and learning-rate schedule state, so a resumed run equals an
+uninterrupted one bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from difflab import DifflabError
+from difflab.checkpoint import load_checkpoint, save_checkpoint
+from difflab.cli import json_object
+from difflab.models import build_model
+from difflab.runtime import configure_threads, derive_seed, enable_determinism, make_generator, resolve_device
+from difflab.schedule import NoiseSchedule, add_gaussian_noise, forward_noise
+
+ARCHITECTURE_OF = {"denoiser": "unconditional", "time": "time", "class": "class"}
+
+
+def denoiser_loss(model: nn.Module, x0: Tensor, sigma: float, generator: torch.Generator) -> Tensor:
+    """B.1: L = ||D_theta(x + sigma eps) - x||^2 (mean over pixels), fresh eps every batch."""
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+    return F.mse_loss(model(add_gaussian_noise(x0, sigma, eps)), x0)
+
+
+def ddpm_loss(
+    model: nn.Module,
+    x0: Tensor,
+    schedule: NoiseSchedule,
+    generator: torch.Generator,
+    labels: Tensor | None = None,
+    p_uncond: float = 0.0,
+) -> Tensor:
+    """Algorithms B.1 / B.3: L = ||eps_theta(x_t, [c,] t/T) - eps||^2 with t ~ U{0..T-1} and
+    x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps; the class is dropped (zero vector) with prob p_uncond."""
+    n, T = x0.shape[0], schedule.num_timesteps
+    t = torch.randint(0, T, (n,), generator=generator, device=x0.device)
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+    x_t = forward_noise(x0, schedule.abar(t), eps)
+    t_in = t.float() / T
+    if labels is None:
+        eps_hat = model(x_t, t_in)
+    else:
+        keep = (torch.rand(n, generator=generator, device=x0.device) >= p_uncond).float()
+        eps_hat = model(x_t, labels, t_in, mask=keep)
+    return F.mse_loss(eps_hat, eps)
+
+
+def lr_gamma(settings: dict) -> float:
+    """ExponentialLR factor: lr decays by lr_decay_total over all epochs, gamma = lr_decay_total ** (1 / epochs)."""
+    return settings["lr_decay_total"] ** (1.0 / settings["epochs"])
+
+
+def make_optimizer(model: nn.Module, kind: str, settings: dict):
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+    scheduler = None if kind == "denoiser" else torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_gamma(settings))
+    return optimizer, scheduler
+
+
+def initial_checkpoint(kind: str, settings: dict, seed: int) -> dict:
+    """Epoch 0: freshly initialised weights (seeded) and empty optimizer state."""
+    torch.manual_seed(derive_seed(seed, "init", kind))
+    model = build_model(ARCHITECTURE_OF[kind], settings["hidden"])
+    optimizer, scheduler = make_optimizer(model, kind, settings)
+    ckpt = {
+        "architecture": ARCHITECTURE_OF[kind],
+        "kind": kind,
+        "hidden": settings["hidden"],
+        "epoch": 0,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler else None,
+        "losses": [],
+        "steps_per_epoch": 0,
+        "epoch_seconds": [],
+        "images_per_second": None,
+        "settings": settings,
+        "seed": seed,
+    }
+    if kind == "denoiser":
+        ckpt["sigma"] = settings["sigma"]
+    else:
+        ckpt.update(num_timesteps=settings["num_timesteps"], beta_start=settings["beta_start"],
+                    beta_end=settings["beta_end"], p_uncond=settings["p_uncond"] if kind == "class" else 0.0)
+    return ckpt
+
+
+def train_one_epoch(ckpt: dict, images: Tensor, labels: Tensor, device: torch.device, show_progress: bool = True) -> dict:
+    """Train the checkpointed model for one more epoch and return the next checkpoint."""
+    kind, settings, seed = ckpt["kind"], ckpt["settings"], ckpt["seed"]
+    epoch = ckpt["epoch"] + 1
+    model = build_model(ckpt["architecture"], ckpt["hidden"]).to(device)
+    model.load_state_dict(ckpt["model"])
+    model.train()
+    optimizer, scheduler = make_optimizer(model, kind, settings)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(ckpt["scheduler"])
+    schedule = None
+    if kind != "denoiser":
+        schedule = NoiseSchedule.linear(ckpt["beta_start"], ckpt["beta_end"], ckpt["num_timesteps"]).to(device)
+
+    generator = make_generator(seed, "train", kind, epoch, device=device)
+    order = torch.randperm(images.shape[0], generator=generator, device=device)
+    batch_size = settings["batch_size"]
+    steps = math.ceil(images.shape[0] / batch_size)
+    losses: list[float] = []
+    start = time.perf_counter()
+    bar = tqdm(range(steps), desc=f"{kind} epoch {epoch}/{settings['epochs']}", unit="batch", disable=not show_progress, mininterval=2.0)
+    for step in bar:
+        idx = order[step * batch_size: (step + 1) * batch_size]
+        x0 = images[idx]
+        if kind == "denoiser":
+            loss = denoiser_loss(model, x0, settings["sigma"], generator)
+        elif kind == "time":
+            loss = ddpm_loss(model, x0, schedule, generator)
+        else:
+            loss = ddpm_loss(model, x0, schedule, generator, labels[idx], ckpt["p_uncond"])
+        value = loss.item()
+        if not math.isfinite(value):
+            raise DifflabError(f"{kind} training diverged: loss is {value} at epoch {epoch}, step {step + 1}/{steps}; lower part_b.{'denoiser' if kind == 'denoiser' else 'ddpm'}.lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(value)
+        seen = (step + 1) * batch_size
+        bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+    if scheduler is not None:
+        scheduler.step()  # once per epoch (spec B.2.2)
+    seconds = time.perf_counter() - start
+    return {
+        **ckpt,
+        "epoch": epoch,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler else None,
+        "losses": ckpt["losses"] + losses,
+        "steps_per_epoch": steps,
+        "epoch_seconds": ckpt["epoch_seconds"] + [seconds],
+        "images_per_second": images.shape[0] / seconds,
+    }
+
+
+def cli(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="difflab train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, choices=sorted(ARCHITECTURE_OF))
+    parser.add_argument("--epoch", required=True, type=int, help="epoch to produce; 0 initialises the model")
+    parser.add_argument("--settings", required=True, type=json_object,
+                        help="JSON: the part_b.denoiser or part_b.ddpm section plus seed, device, train_subset")
+    parser.add_argument("--out", required=True, help="checkpoint to write (epoch_<epoch>.pt)")
+    parser.add_argument("--previous", help="checkpoint of epoch-1 (required for epoch >= 1)")
+    parser.add_argument("--data", help="results/data/mnist.npz (required for epoch >= 1)")
+    args = parser.parse_args(argv)
+    settings = args.settings
+    configure_threads()
+    enable_determinism()
+    if args.epoch == 0:
+        save_checkpoint(args.out, initial_checkpoint(args.model, settings, settings["seed"]))
+        print(f"initialised {args.model} UNet (D={settings['hidden']}) -> {args.out}")
+        return
+    if not args.previous or not args.data:
+        raise DifflabError("--previous and --data are required for epoch >= 1")
+    ckpt = load_checkpoint(args.previous)
+    if ckpt.get("kind") != args.model or ckpt["epoch"] != args.epoch - 1:
+        raise DifflabError(f"{args.previous}: holds {ckpt.get('kind')} epoch {ckpt.get('epoch')}, expected {args.model} epoch {args.epoch - 1}")
+    # The device may change between runs (resume a CPU run on a GPU); every other setting must match.
+    changed = sorted(k for k in set(ckpt["settings"]) | set(settings)
+                     if k != "device" and ckpt["settings"].get(k) != settings.get(k))
+    if changed:
+        raise DifflabError(f"{args.previous}: was trained with different settings ({', '.join(changed)}); delete results/part_b/{args.model}/ckpt to retrain")
+    from difflab.data import mnist_tensors
+
+    device = resolve_device(settings["device"])
+    images, labels = mnist_tensors(args.data, "train", device=device, subset=settings.get("train_subset", 0))
+    new = train_one_epoch(ckpt, images, labels, device)
+    save_checkpoint(args.out, new)
+    last = new["losses"][-new["steps_per_epoch"]:]
+    print(f"{args.model} epoch {args.epoch}: mean loss {sum(last) / len(last):.5f}, "
+          f"{new['images_per_second']:.0f} images/s on {device} -> {args.out}")

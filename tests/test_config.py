@@ -1,0 +1,83 @@
+"""Config validation: every profile is valid; bad values stop the run with one line naming the key."""
+
+import copy
+import subprocess
+
+import pytest
+
+from difflab import DifflabError
+from difflab.config import load_config, validate_config
+
+from conftest import ROOT, snakemake_cmd, subprocess_env
+
+SCHEMA = ROOT / "config" / "schema.yaml"
+
+
+def config_for(profile: str) -> dict:
+    files = [ROOT / "config" / "config.yaml"]
+    if profile != "default":
+        files.append(ROOT / "config" / f"{profile}.yaml")
+    return load_config(*files)
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "laptop"])
+def test_every_profile_is_valid(profile):
+    config = validate_config(config_for(profile), SCHEMA, root=ROOT)
+    assert config["profile"] == profile
+
+
+def test_overlay_changes_only_what_it_names():
+    full, smoke = config_for("default"), config_for("smoke")
+    assert smoke["part_b"]["ddpm"]["hidden"] == 8 and full["part_b"]["ddpm"]["hidden"] == 64
+    assert smoke["part_b"]["ddpm"]["num_timesteps"] == full["part_b"]["ddpm"]["num_timesteps"] == 300
+
+
+def test_defaults_are_filled_from_the_schema():
+    config = validate_config({"part_b": {"ddpm": {"epochs": 3, "eval_epochs": [1, 3]}}}, SCHEMA, root=ROOT)
+    assert config["part_b"]["ddpm"]["batch_size"] == 128
+    assert config["part_b"]["denoiser"]["sigma"] == 0.5
+    assert config["seed"] == 180
+
+
+def edited(path: str, value):
+    config = copy.deepcopy(config_for("default"))
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    "path,value,expected",
+    [
+        ("part_b.ddpm.epochs", -1, "'part_b.ddpm.epochs' = -1: expected >= 1"),
+        ("part_b.ddpm.epochs", "many", "'part_b.ddpm.epochs' = 'many': expected a value of type integer"),
+        ("part_a.backend", "stable-diffusion", "'part_a.backend' = 'stable-diffusion': expected one of mnist"),
+        ("device", "tpu", "'device' = 'tpu': expected one of auto, cpu, cuda"),
+        ("profile", "huge", "'profile' = 'huge': expected one of default, smoke, laptop, slurm"),
+        ("part_b.ddpm.p_uncond", 1.5, "'part_b.ddpm.p_uncond' = 1.5: expected <= 1"),
+        ("part_b.ddpm.eval_epochs", [1, 25], "'part_b.ddpm.eval_epochs' = [1, 25]: epochs [25] are beyond part_b.ddpm.epochs = 20"),
+        ("part_b.ddpm.beta_start", 0.05, "'part_b.ddpm.beta_start' = 0.05: expected < part_b.ddpm.beta_end"),
+        ("data.raw_dir", "no/such/folder", "'data.raw_dir' = 'no/such/folder': folder does not exist"),
+        ("part_a.i_start", 40, "'part_a.i_start' = 40: expected < 29"),
+        ("part_b.ddpm.lerning_rate", 0.1, "'part_b.ddpm.lerning_rate' is unknown; allowed keys here: batch_size"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(path, value, expected):
+    with pytest.raises(DifflabError) as info:
+        validate_config(edited(path, value), SCHEMA, root=ROOT)
+    message = str(info.value)
+    assert expected in message
+    assert len(message.splitlines()) == 1
+
+
+def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("part_b:\n  denoiser:\n    epochs: 0\n")
+    result = subprocess.run(snakemake_cmd("-n", "--configfile", str(bad)), cwd=ROOT, capture_output=True, text=True, env=subprocess_env())
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "config error" in line]
+    assert errors == ["difflab: config error: config key 'part_b.denoiser.epochs' = 0: expected >= 1"]
+    assert "Job stats" not in result.stdout + result.stderr
