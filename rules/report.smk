@@ -38,6 +38,7 @@ rule report:
     input:
         qmd="report/index.qmd",
         css="report/style.css",
+        template="report/template.html",
         manifest="results/manifest.json",
         snippets=EXPERIMENT_SNIPPETS + rules.report_snippets.output,
     output:

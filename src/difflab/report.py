@@ -210,7 +210,7 @@ class _References(HTMLParser):
             if value is None:
                 continue
             if name == "srcset":
-                self.found += [part.strip().split(" ")[0] for part in value.split(",") if part.strip()]
+                self.found += re.findall(r"(?:^|,)\s*(\S+)", value)  # URLs; a data: URI keeps its inner comma
             elif name in self.ATTRIBUTES:
                 self.found.append(value.strip())
             elif name == "style":
@@ -268,10 +268,16 @@ def render_with_pandoc(text: str, out: Path, root: Path, css: Path, template: Pa
         (tmp / "index.md").write_text(text, encoding="utf-8")
         (tmp / "before.html").write_text(before, encoding="utf-8")
         (tmp / "after.html").write_text(after, encoding="utf-8")
-        cmd = [pandoc, str(tmp / "index.md"), "-f", "markdown", "-t", "html5", "--standalone", "--embed-resources",
-               "--toc", "--toc-depth=3", "--mathml", "--columns=10000", f"--template={template.resolve()}", f"--css={css.resolve()}",
-               f"--resource-path={root.resolve()}", f"--include-before-body={tmp / 'before.html'}",
-               f"--include-after-body={tmp / 'after.html'}", "-V", f"generator={generator}", "-o", str(out)]
+        cmd = [
+            pandoc, str(tmp / "index.md"), "-f", "markdown", "-t", "html5", "-o", str(out),
+            "--standalone", "--embed-resources",  # images, CSS -> data: URIs
+            "--mathml",  # equations as MathML: nothing loads from the network
+            "--toc", "--toc-depth=3",  # section numbers are written in the headings, so no --number-sections
+            "--columns=10000",  # long snippet table rows must not turn into fixed relative column widths
+            f"--template={template.resolve()}", f"--css={css.resolve()}", f"--resource-path={root.resolve()}",
+            f"--include-before-body={tmp / 'before.html'}", f"--include-after-body={tmp / 'after.html'}",
+            "-V", f"generator={generator}",
+        ]
         if title:
             cmd += ["-M", f"title={title}"]
         _run(cmd, root, "pandoc")
@@ -287,7 +293,8 @@ def render_with_quarto(text: str, out: Path, root: Path, css: Path, before: str,
         (stage / "before.html").write_text(before, encoding="utf-8")
         (stage / "after.html").write_text(after, encoding="utf-8")
         # figure paths are relative to the repository root: link their top folders (e.g. results/) into the stage
-        for top in sorted({Path(m.group(2)).parts[0] for m in IMAGE.finditer(text) if not m.group(2).startswith("data:")}):
+        local = [Path(m.group(2)) for m in IMAGE.finditer(text) if not m.group(2).startswith(("data:", "/"))]
+        for top in sorted({path.parts[0] for path in local}):
             if not (stage / top).exists():
                 (stage / top).symlink_to((root / top).resolve())
         project = {
@@ -328,16 +335,18 @@ def render_report(qmd: str | Path, manifest_path: str | Path, out: str | Path, r
     check_images_exist(text, root)
     title = report_title(manifest)
     before = run_info_html(manifest, Path(manifest_path))
+    shown_qmd = qmd.resolve().relative_to(root.resolve()) if qmd.resolve().is_relative_to(root.resolve()) else qmd
 
     with atomic_path(out) as tmp:
         if use_quarto:
-            description = "Quarto"
-            render_with_quarto(text, tmp, root, css, before, footer_html(description, qmd), title)
+            version = subprocess.run([shutil.which("quarto"), "--version"], capture_output=True, text=True).stdout.strip()
+            description = f"Quarto {version}".strip()
+            render_with_quarto(text, tmp, root, css, before, footer_html(description, shown_qmd), title)
         else:
             pandoc = pandoc_path()
             why = "requested" if renderer == "pandoc" else "Quarto not on PATH"
             description = f"pandoc {pandoc_version(pandoc)} (pypandoc-binary; {why})"
-            render_with_pandoc(text, tmp, root, css, template, before, footer_html(description, qmd), title,
+            render_with_pandoc(text, tmp, root, css, template, before, footer_html(description, shown_qmd), title,
                                generator=description)
         leaks = external_references(tmp.read_text(encoding="utf-8"))
         if leaks:
