@@ -100,7 +100,7 @@ def ddpm_sample(
             stop = min(start + batch_size, n)
             try:
                 eps[start:stop] = predict_noise(model, x[start:stop], t, T, None if labels is None else labels[start:stop], guidance_scale)
-            except (torch.OutOfMemoryError, RuntimeError) as exc:
+            except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
                 if not _is_out_of_memory(exc) or batch_size == 1:
                     raise
                 batch_size = max(1, batch_size // 2)
