@@ -1,4 +1,6 @@
 # Shared helpers: config validation, settings passed to the CLI, epoch bookkeeping.
+# Threads: training uses all cores; the other jobs use one thread each and run side by side, which on a
+# small CPU beats oversubscribing cores with intra-op threads.
 
 import json
 import sys

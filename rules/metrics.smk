@@ -38,7 +38,7 @@ rule fid_epoch:
         "results/logs/metrics/fid_{ddpm}_epoch_{epoch}.log",
     benchmark:
         "results/benchmarks/metrics/fid_{ddpm}_epoch_{epoch}.tsv"
-    threads: workflow.cores
+    threads: 1
     shell:
         "{DIFFLAB} metrics fid --data {input.data} --classifier {input.classifier} --samples {input.samples}"
         " --experiment ddpm_{wildcards.ddpm} --model {wildcards.ddpm} --epoch {wildcards.epoch}"
@@ -59,7 +59,7 @@ rule fid_cfg_sweep:
         "results/logs/metrics/fid_cfg_{guidance}.log",
     benchmark:
         "results/benchmarks/metrics/fid_cfg_{guidance}.tsv"
-    threads: workflow.cores
+    threads: 1
     shell:
         "{DIFFLAB} metrics fid --data {input.data} --classifier {input.classifier} --samples {input.samples}"
         " --experiment cfg_sweep --model class --epoch {params.epoch} --parameter guidance={wildcards.guidance}"
@@ -76,7 +76,7 @@ rule fid_floor:
         n=PB["fid"]["real_floor_num_images"],
     log:
         "results/logs/metrics/fid_floor.log",
-    threads: workflow.cores
+    threads: 1
     shell:
         "{DIFFLAB} metrics real-floor --data {input.data} --classifier {input.classifier} --n {params.n}"
         " --out {output} > {log} 2>&1"

@@ -28,7 +28,7 @@ rule part_a:
         "results/logs/part_a/{experiment}.log",
     benchmark:
         "results/benchmarks/part_a/{experiment}.tsv"
-    threads: workflow.cores
+    threads: 1
     resources:
         gpu=1,
     shell:
@@ -52,7 +52,7 @@ rule part_a_measured:
         "results/logs/part_a/{experiment}.log",
     benchmark:
         "results/benchmarks/part_a/{experiment}.tsv"
-    threads: workflow.cores
+    threads: 1
     resources:
         gpu=1,
     shell:

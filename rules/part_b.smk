@@ -66,7 +66,7 @@ rule denoiser_figures:
         "results/logs/part_b/denoiser_figures.log",
     benchmark:
         "results/benchmarks/part_b/denoiser_figures.tsv"
-    threads: workflow.cores
+    threads: 1
     shell:
         "{DIFFLAB} partb denoiser-figures --data {input.data} --checkpoints {input.checkpoints}"
         " --settings {params.settings:q} --out-dir {output.figures} --snippet {output.snippet} > {log} 2>&1"
@@ -87,7 +87,7 @@ rule ood:
         "results/logs/part_b/ood.log",
     benchmark:
         "results/benchmarks/part_b/ood.tsv"
-    threads: workflow.cores
+    threads: 1
     resources:
         gpu=1,
     shell:
@@ -108,7 +108,7 @@ rule sample_for_fid:
         "results/logs/part_b/sample_{ddpm}_epoch_{epoch}.log",
     benchmark:
         "results/benchmarks/part_b/sample_{ddpm}_epoch_{epoch}.tsv"
-    threads: workflow.cores
+    threads: 1
     resources:
         gpu=1,
     shell:
@@ -128,7 +128,7 @@ rule sample_cfg_sweep:
         "results/logs/part_b/sample_cfg_{guidance}.log",
     benchmark:
         "results/benchmarks/part_b/sample_cfg_{guidance}.tsv"
-    threads: workflow.cores
+    threads: 1
     resources:
         gpu=1,
     shell:
@@ -148,7 +148,7 @@ rule ddpm_figures:
         "results/logs/part_b/{ddpm}_figures.log",
     benchmark:
         "results/benchmarks/part_b/{ddpm}_figures.tsv"
-    threads: workflow.cores
+    threads: 1
     resources:
         gpu=1,
     shell:
@@ -169,7 +169,7 @@ rule cfg_figures:
         "results/logs/part_b/cfg_figures.log",
     benchmark:
         "results/benchmarks/part_b/cfg_figures.tsv"
-    threads: workflow.cores
+    threads: 1
     resources:
         gpu=1,
     shell:

@@ -1,11 +1,12 @@
 """A small MNIST classifier: the feature extractor of the MNIST-FID and the judge of class-conditioned samples.
 
     x 1x28x28 -Conv(1->W)+ReLU+MaxPool-> Wx14x14 -Conv(W->2W)+ReLU+MaxPool-> 2Wx7x7
-      -Flatten+Linear(2W*49 -> 4W)+ReLU-> features (4W) -Dropout+Linear(4W -> 10)-> logits
+      -Flatten+Linear(2W*49 -> 4W)-> features (4W) -ReLU+Dropout+Linear(4W -> 10)-> logits
 
-`features(x)` is the penultimate layer (the input of the last Linear), so an FID on it measures how
-the digits a classifier "sees" are distributed. Batches are sliced from tensors that already sit on the
-device; there is no DataLoader.
+`features(x)` is the penultimate layer taken before its ReLU, so an FID on it measures how the digits
+a classifier "sees" are distributed, and no feature is stuck at zero (a dead ReLU unit would make the
+feature covariance singular). Batches are sliced from tensors that already sit on the device; there is
+no DataLoader.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ class MnistClassifier(nn.Module):
             nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         )
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * 7 * 7, self.num_features), nn.ReLU())
-        self.head = nn.Sequential(nn.Dropout(0.25), nn.Linear(self.num_features, 10))
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * 7 * 7, self.num_features))
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.25), nn.Linear(self.num_features, 10))
 
     def features(self, x: Tensor) -> Tensor:
-        """Penultimate features (N, 4W) of images x (N, 1, 28, 28) in [0, 1]."""
+        """Penultimate features (N, 4W), before the ReLU, of images x (N, 1, 28, 28) in [0, 1]."""
         return self.fc(self.conv(2 * x - 1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -107,7 +108,7 @@ def train_classifier(
             optimizer.step()
             total += value * idx.numel()
             seen = min((step + 1) * batch_size, images.shape[0])
-            bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+            bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
         seconds = time.perf_counter() - start
         history.append({"epoch": epoch, "loss": total / images.shape[0], "seconds": seconds,
                         "images_per_second": images.shape[0] / seconds})

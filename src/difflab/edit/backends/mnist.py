@@ -65,8 +65,9 @@ class MnistDenoiser:
     value_range = (0.0, 1.0)
 
     def __init__(self, model: torch.nn.Module, schedule: NoiseSchedule, device: torch.device, epoch: int | None = None,
-                 hidden: int | None = None):
+                 hidden: int | None = None, batch_size: int = 1000):
         self.model = model.to(device).eval()
+        self.batch_size = batch_size  # images per forward pass; larger batches are split
         self.schedule = schedule.to(device)
         self.alphas_cumprod = self.schedule.alphas_cumprod
         self.device = torch.device(device)
@@ -92,9 +93,12 @@ class MnistDenoiser:
 
     @torch.no_grad()
     def predict_noise(self, x_t: Tensor, t: int, cond: Tensor) -> tuple[Tensor, None]:
-        """eps_theta(x_t, t, c) with t passed as t / T for the whole batch; no learned variance."""
+        """eps_theta(x_t, t, c) with t passed as t / T, in chunks of `batch_size`; no learned variance."""
         t_norm = torch.full((x_t.shape[0],), t / self.num_timesteps, device=x_t.device, dtype=x_t.dtype)
-        return self.model(x_t, cond.to(x_t.dtype), t_norm), None
+        cond = cond.to(x_t.dtype)
+        chunks = [self.model(x_t[i:i + self.batch_size], cond[i:i + self.batch_size], t_norm[i:i + self.batch_size])
+                  for i in range(0, x_t.shape[0], self.batch_size)]
+        return torch.cat(chunks), None
 
     def encode(self, prompt: str) -> Tensor:
         """The (1, 10) one-hot condition of a digit prompt."""

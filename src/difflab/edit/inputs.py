@@ -1,0 +1,265 @@
+"""Input images for the MNIST backend: 1 x 28 x 28 float tensors in [0, 1], a white digit on black like MNIST.
+
+- `mnist_test_images`: MNIST test images by index, from the verified cache (difflab.data);
+- `stroke_digit`: the "hand-drawn" inputs of A.1.7.1, digits drawn as pen strokes (polylines with round caps,
+  drawn 8x larger and downsampled, so anti-aliased), with an optional seeded wobble of the pen;
+- `font_digit`: the "web" input, a digit set in DejaVu Sans, the TrueType font shipped with matplotlib;
+- `load_user_image` / `load_user_images`: PNG, JPEG, GIF, BMP or WebP files a user drops into data/images/.
+
+Everything that is not an MNIST image goes through `center_like_mnist`, MNIST's own preprocessing: the digit's
+bounding box is scaled to fit a 20 x 20 box (aspect kept, anti-aliased) and placed in the 28 x 28 frame with its
+centre of mass at the centre.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from torch import Tensor
+from torch.nn import functional as F
+
+from difflab import DifflabError
+
+SIZE = 28  # MNIST frame
+BOX = 20  # MNIST fits each digit's bounding box into 20 x 20
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_PIXELS = 40_000_000  # a 40-megapixel image decodes to >= 40 MB; anything larger is refused unread
+MIN_SIDE = 8
+
+
+# --- MNIST test images --------------------------------------------------------------------------------------
+
+
+def mnist_split(npz: str | os.PathLike, split: str, expected: dict[str, str] | None = None) -> tuple[Tensor, Tensor]:
+    """(images N x 1 x 28 x 28 in [0, 1], labels N) of one split of the verified MNIST cache.
+
+    `expected` replaces the official arrays' SHA-256 (difflab.data.array_hashes of another file, e.g. in tests).
+    """
+    from difflab import data  # written by the data job; imported only when MNIST is needed
+
+    if expected is None:
+        return data.mnist_tensors(npz, split)
+    return data.mnist_tensors(npz, split, expected=expected)
+
+
+def mnist_test_images(npz: str | os.PathLike, indices: list[int], expected: dict[str, str] | None = None) -> tuple[Tensor, Tensor]:
+    """The MNIST test images (and labels) at `indices`; an index out of range is an error naming it."""
+    images, labels = mnist_split(npz, "test", expected)
+    bad = [i for i in indices if not 0 <= i < len(images)]
+    if bad:
+        raise DifflabError(f"MNIST test index {bad[0]} is out of range; {npz} has {len(images)} test images (0..{len(images) - 1})")
+    index = torch.as_tensor(list(indices), dtype=torch.long)
+    return images[index], labels[index]
+
+
+# --- MNIST-like centring ------------------------------------------------------------------------------------
+
+
+def center_like_mnist(image: np.ndarray | Tensor, threshold: float = 0.05) -> Tensor:
+    """A white-on-black grayscale image (H, W) in [0, 1] as a 1 x 28 x 28 MNIST-like digit.
+
+    Pixels above `threshold` x the maximum form the bounding box; it is resized (antialiased bilinear) so its
+    longer side is 20 px, then placed so that its centre of mass lands on the frame's centre (13.5, 13.5)
+    and scaled so the brightest pixel is 1. An image with no ink raises DifflabError.
+    """
+    img = torch.as_tensor(np.asarray(image, dtype=np.float32)).clamp(0, 1)
+    peak = float(img.max())
+    if peak <= 0:
+        raise DifflabError("the image is blank (no bright pixels on a dark background)")
+    rows = torch.nonzero((img > threshold * peak).any(dim=1)).flatten()
+    cols = torch.nonzero((img > threshold * peak).any(dim=0)).flatten()
+    crop = img[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    small = F.interpolate(crop[None, None], size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)[0, 0]
+    small = small.clamp(min=0)
+    ys, xs = torch.arange(new_h, dtype=torch.float32), torch.arange(new_w, dtype=torch.float32)
+    mass = small.sum()
+    cy, cx = float((small.sum(dim=1) * ys).sum() / mass), float((small.sum(dim=0) * xs).sum() / mass)
+    top = min(max(round((SIZE - 1) / 2 - cy), 0), SIZE - new_h)
+    left = min(max(round((SIZE - 1) / 2 - cx), 0), SIZE - new_w)
+    out = torch.zeros(SIZE, SIZE)
+    out[top: top + new_h, left: left + new_w] = small
+    return (out / out.max()).clamp(0, 1)[None]
+
+
+# --- "hand-drawn" digits: pen strokes -----------------------------------------------------------------------
+
+
+def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int = 24) -> list[tuple[float, float]]:
+    """Points on an ellipse from angle a0 to a1 (degrees; 0 = right, 90 = down in image coordinates)."""
+    return [(cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
+            for a in np.linspace(a0, a1, n)]
+
+
+# Each digit is a list of strokes; a stroke is a polyline in a unit box (x right, y down).
+STROKES: dict[int, list[list[tuple[float, float]]]] = {
+    0: [_arc(0.5, 0.5, 0.3, 0.45, -90, 270, 40)],
+    1: [[(0.35, 0.2), (0.56, 0.04), (0.56, 0.96)]],
+    2: [_arc(0.5, 0.3, 0.27, 0.25, 185, 400) + [(0.18, 0.95), (0.84, 0.95)]],
+    3: [_arc(0.5, 0.27, 0.24, 0.22, 200, 450), _arc(0.5, 0.71, 0.28, 0.24, -90, 160)],
+    4: [[(0.66, 0.96), (0.66, 0.04), (0.16, 0.66), (0.86, 0.66)]],
+    5: [[(0.78, 0.05), (0.33, 0.05), (0.29, 0.45)] + _arc(0.5, 0.68, 0.27, 0.27, -130, 150)],
+    6: [[(0.7, 0.05), (0.45, 0.22), (0.3, 0.5)] + _arc(0.52, 0.7, 0.23, 0.25, 180, 540, 32)],
+    7: [[(0.16, 0.05), (0.84, 0.05), (0.42, 0.96)]],
+    8: [_arc(0.5, 0.26, 0.21, 0.21, 90, 450, 32), _arc(0.5, 0.71, 0.26, 0.24, -90, 270, 32)],
+    9: [_arc(0.48, 0.3, 0.23, 0.25, 0, 360, 32) + [(0.71, 0.3), (0.62, 0.96)]],
+}
+
+
+def stroke_digit(digit: int, pen_width: float = 2.2, wobble: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+    """A digit drawn as pen strokes, 1 x 28 x 28 in [0, 1], MNIST-like centred.
+
+    pen_width is in 28-px-frame pixels (MNIST strokes are about 2-3 px wide). wobble > 0 moves every stroke
+    point by N(0, wobble^2) in unit-box coordinates, drawn from `generator`, so each drawing is a little different.
+    """
+    if digit not in STROKES:
+        raise DifflabError(f"stroke digit {digit!r}: expected an integer 0-9")
+    scale, margin = 8, 16  # draw 8x larger than the 20 px box, then let center_like_mnist downsample
+    side = BOX * scale
+    canvas = Image.new("L", (side + 2 * margin, side + 2 * margin), 0)
+    draw = ImageDraw.Draw(canvas)
+    width = max(1, round(pen_width * scale))
+    for stroke in STROKES[digit]:
+        pts = torch.tensor(stroke, dtype=torch.float32)
+        if wobble > 0:
+            pts = pts + wobble * torch.randn(pts.shape, generator=generator)
+        xy = [(margin + float(x) * side, margin + float(y) * side) for x, y in pts]
+        draw.line(xy, fill=255, width=width, joint="curve")
+        for x, y in (xy[0], xy[-1]):  # round pen caps
+            draw.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=255)
+    return center_like_mnist(np.asarray(canvas, dtype=np.float32) / 255.0)
+
+
+# --- "web" digits: a TrueType font --------------------------------------------------------------------------
+
+
+def font_path(family: str = "DejaVu Sans") -> str:
+    """The TrueType file of `family` as matplotlib finds it (DejaVu Sans ships inside matplotlib)."""
+    from matplotlib import font_manager
+
+    return font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=True)
+
+
+def font_digit(digit: int, family: str = "DejaVu Sans") -> Tensor:
+    """A digit set in a TrueType font (white on black), 1 x 28 x 28 in [0, 1], MNIST-like centred."""
+    if not (isinstance(digit, int) and 0 <= digit <= 9):
+        raise DifflabError(f"font digit {digit!r}: expected an integer 0-9")
+    font = ImageFont.truetype(font_path(family), size=160)
+    canvas = Image.new("L", (240, 240), 0)
+    ImageDraw.Draw(canvas).text((120, 120), str(digit), fill=255, font=font, anchor="mm")
+    return center_like_mnist(np.asarray(canvas, dtype=np.float32) / 255.0)
+
+
+# --- user images --------------------------------------------------------------------------------------------
+
+
+def _to_gray(im: Image.Image, notes: list[str]) -> np.ndarray:
+    """Any PIL image as a float (H, W) luminance array in [0, 1]; each non-trivial conversion adds a note."""
+    if getattr(im, "n_frames", 1) > 1:
+        notes.append(f"animated ({im.n_frames} frames): used the first frame")
+        im.seek(0)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if im.mode == "F":
+            top = max(float(arr.max()), 1e-12)
+        notes.append(f"{im.mode} ({'16-bit' if top == 65535.0 else 'wide'} grayscale): scaled to [0, 1]")
+        return np.clip(arr / top, 0, 1).astype(np.float32)
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        notes.append(f"{im.mode} with transparency: composited onto white")
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba)
+    elif im.mode not in ("L", "RGB", "1"):
+        notes.append(f"{im.mode}: converted to RGB")
+        im = im.convert("RGB")
+    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def load_user_image(path: str | os.PathLike) -> tuple[Tensor, list[str]]:
+    """A user's picture of a digit as a 1 x 28 x 28 MNIST-like image, and notes on what was done to it.
+
+    Steps: checks (empty, too big, not an image, truncated, smaller than 8 x 8); EXIF orientation; first frame
+    of an animation; transparency composited onto white; 16-bit scaled; to luminance. If the border is light
+    (median of the outermost pixels > 0.5) the image is inverted to a white digit on black. The background level
+    (that median) is subtracted and the contrast stretched to [0, 1], then `center_like_mnist`.
+    Every problem is a one-line DifflabError naming the file.
+    """
+    path = Path(path)
+    notes: list[str] = []
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DifflabError(f"{path}: cannot read ({exc.strerror})") from None
+    if size == 0:
+        raise DifflabError(f"{path}: empty file (0 bytes); expected a PNG or JPEG image")
+    if size > MAX_FILE_BYTES:
+        raise DifflabError(f"{path}: {size / 1e6:.0f} MB is too large; expected an image under {MAX_FILE_BYTES // 2**20} MiB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise DifflabError(f"{path}: {w} x {h} pixels is too large; expected at most {MAX_PIXELS // 10**6} megapixels")
+                if min(w, h) < MIN_SIDE:
+                    raise DifflabError(f"{path}: {w} x {h} pixels is too small; expected at least {MIN_SIDE} x {MIN_SIDE}")
+                im.load()
+                im = ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
+                gray = _to_gray(im, notes)
+    except DifflabError:
+        raise
+    except UnidentifiedImageError:
+        raise DifflabError(f"{path}: not an image PIL can read; expected a PNG or JPEG") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DifflabError(f"{path}: too large (Pillow's decompression-bomb guard); expected at most {MAX_PIXELS // 10**6} megapixels") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DifflabError(f"{path}: truncated or corrupt image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    background = float(np.median(border))
+    if background > 0.5:
+        notes.append(f"light background (border median {background:.2f}): inverted to white-on-black like MNIST")
+        gray, background = 1.0 - gray, 1.0 - background
+    ink = np.clip(gray - background, 0, None)
+    if ink.max() < 0.05:
+        raise DifflabError(f"{path}: no digit found (the image is almost uniform); expected a dark digit on light paper or the reverse")
+    return center_like_mnist(ink / ink.max()), notes
+
+
+def digit_in_name(path: str | os.PathLike) -> int | None:
+    """The digit a file name starts with ('3.png', '7_mine.jpg' -> 3, 7), else None."""
+    match = re.match(r"(\d)(?!\d)", Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def load_user_images(folder: str | os.PathLike) -> tuple[list[tuple[str, Tensor, list[str]]], list[tuple[str, str]]]:
+    """Every image file in `folder` (sorted by name): ([(path, image, notes)], [(path, reason skipped)]).
+
+    A missing folder holds no images. Files that fail `load_user_image` are skipped with their one-line reason;
+    other suffixes (e.g. README.md, .gitkeep) are ignored.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [], []
+    loaded, skipped = [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        try:
+            image, notes = load_user_image(path)
+        except DifflabError as exc:
+            skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
+            continue
+        loaded.append((str(path), image, notes))
+    return loaded, skipped
