@@ -3,6 +3,7 @@
 # small CPU beats oversubscribing cores with intra-op threads.
 
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,9 +27,28 @@ PA = config["part_a"]
 KINDS = ["denoiser", "time", "class"]
 
 
+def slurm_resources():
+    """The default resources a Slurm profile sets (name -> value), empty for local runs."""
+    args = getattr(workflow.resource_settings.default_resources, "args", None) or []
+    pairs = dict(arg.split("=", 1) for arg in args if "=" in arg)
+    return {k: v for k, v in pairs.items() if k.startswith("slurm_")}
+
+
+def check_slurm_environment():
+    """profiles/slurm reads the account and partitions from the environment; say which one is missing."""
+    for name, value in slurm_resources().items():
+        if value.startswith("$") and not os.environ.get(value[1:]):
+            print(f"difflab: config error: profiles/slurm needs the environment variable {value[1:]} "
+                  f"(resource {name}); e.g. export {value[1:]}=<your {name.removeprefix('slurm_')}>", file=sys.stderr)
+            sys.exit(1)
+
+
+check_slurm_environment()
+
+
 def warn_if_default_profile_without_cuda():
     """`snakemake --cores all` uses profiles/default: full-size training that wants a GPU."""
-    if PROFILE != "default":
+    if PROFILE != "default" or slurm_resources():
         return
     try:
         import torch

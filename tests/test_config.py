@@ -81,3 +81,24 @@ def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
     errors = [line for line in result.stderr.splitlines() if "config error" in line]
     assert errors == ["difflab: config error: config key 'part_b.denoiser.epochs' = 0: expected >= 1"]
     assert "Job stats" not in result.stdout + result.stderr
+
+
+def test_slurm_profile_plans_with_its_environment_and_names_what_is_missing():
+    env = {**subprocess_env(), "SLURM_ACCOUNT": "lab", "SLURM_PARTITION": "cpu", "SLURM_GPU_PARTITION": "gpu"}
+    args = snakemake_cmd("-n", "--workflow-profile", "profiles/slurm", "--configfile", "config/smoke.yaml")
+    planned = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
+    assert planned.returncode == 0, planned.stderr
+    out = planned.stdout + planned.stderr
+    assert "slurm_partition=gpu" in out and "slurm_account=lab" in out and "gpu=1" in out
+    del env["SLURM_ACCOUNT"]
+    missing = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
+    assert missing.returncode != 0
+    assert "needs the environment variable SLURM_ACCOUNT" in missing.stderr
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "laptop"])
+def test_dry_run_plans_every_profile(profile):
+    result = subprocess.run(snakemake_cmd("-n", "--forceall", "--workflow-profile", f"profiles/{profile}"),
+                            cwd=ROOT, capture_output=True, text=True, env=subprocess_env())
+    assert result.returncode == 0, result.stderr
+    assert "rule report:" in result.stdout + result.stderr
