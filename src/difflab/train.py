@@ -140,7 +140,7 @@ def train_one_epoch(ckpt: dict, images: Tensor, labels: Tensor, device: torch.de
         optimizer.step()
         losses.append(value)
         seen = (step + 1) * batch_size
-        bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
     if scheduler is not None:
         scheduler.step()  # once per epoch (spec B.2.2)
     seconds = time.perf_counter() - start

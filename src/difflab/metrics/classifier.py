@@ -1,6 +1,6 @@
 """A small MNIST classifier: the feature extractor of the MNIST-FID and the judge of class-conditioned samples.
 
-    x 1x28x28 -Conv(1->W)+ReLU+MaxPool-> Wx14x14 -Conv(W->2W)+ReLU+MaxPool-> 2Wx7x7
+    x 1x28x28 -Conv(1->W)+BN+ReLU+MaxPool-> Wx14x14 -Conv(W->2W)+BN+ReLU+MaxPool-> 2Wx7x7
       -Flatten+Linear(2W*49 -> 4W)-> features (4W) -ReLU+Dropout+Linear(4W -> 10)-> logits
 
 `features(x)` is the penultimate layer taken before its ReLU, so an FID on it measures how the digits
@@ -31,8 +31,8 @@ class MnistClassifier(nn.Module):
         self.width = width
         self.num_features = 4 * width
         self.conv = nn.Sequential(
-            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
         )
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * 7 * 7, self.num_features))
         self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.25), nn.Linear(self.num_features, 10))
@@ -79,6 +79,8 @@ def train_classifier(
 ) -> tuple[MnistClassifier, list[dict]]:
     """Train a classifier with Adam on cross-entropy; returns (model in eval mode, per-epoch history).
 
+    The learning rate follows a cosine from `lr` down to 0 over all K steps: lr_k = lr (1 + cos(pi k / K)) / 2.
+
     The weights are initialised and the data shuffled from generators derived from `seed`, so a run is
     repeatable. History rows: epoch, mean loss, seconds, images per second.
     """
@@ -87,10 +89,11 @@ def train_classifier(
     device = torch.device(device)
     images, labels = images.to(device), labels.to(device)
     model = init_classifier(settings["width"], seed).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
-    generator = make_generator(seed, "classifier", "shuffle", device=device)
     batch_size, epochs = settings["batch_size"], settings["epochs"]
     steps = math.ceil(images.shape[0] / batch_size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps)
+    generator = make_generator(seed, "classifier", "shuffle", device=device)
     history: list[dict] = []
     for epoch in range(1, epochs + 1):
         model.train()
@@ -106,6 +109,7 @@ def train_classifier(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            scheduler.step()
             total += value * idx.numel()
             seen = min((step + 1) * batch_size, images.shape[0])
             bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)

@@ -23,6 +23,16 @@ from difflab.runtime import configure_threads, enable_determinism, resolve_devic
 INCEPTION_MODES = ("auto", "off")
 
 
+def optional_int(text: str) -> int | None:
+    """argparse type for --epoch: an integer, or '' for none."""
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or '', got {text!r}") from None
+
+
 def load_mnist(path: str, split: str, device: torch.device, subset: int = 0):
     """(images N x 1 x 28 x 28 in [0, 1], labels) from results/data/mnist.npz, with a clear error if it is missing."""
     if not Path(path).is_file():
@@ -168,7 +178,7 @@ def cli(argv: list[str]) -> None:
     p.add_argument("--samples", required=True, help="npz with images (N x 28 x 28 in [0, 1]) and labels (class or -1)")
     p.add_argument("--experiment", required=True)
     p.add_argument("--model", required=True)
-    p.add_argument("--epoch", type=int, default=None)
+    p.add_argument("--epoch", type=optional_int, default=None, help="training epoch of the model ('' or omitted: none)")
     p.add_argument("--parameter", default="", help='the swept setting, e.g. "guidance=5"')
     p.add_argument("--out", required=True, help="tidy CSV to write")
     p.add_argument("--settings", type=json_object, default={}, help="JSON: device, inception (auto | off)")
