@@ -8,6 +8,8 @@ Needs /usr/bin/chromium (scripts/install_browser.sh) and the pip package `playwr
 
 from __future__ import annotations
 
+import os
+
 import tempfile
 from pathlib import Path
 from urllib.parse import unquote
@@ -26,7 +28,18 @@ LOCAL_SCHEMES = ("file:", "data:")
 
 
 def browser_missing() -> str | None:
-    """Why the browser check cannot run here, or None when it can."""
+    """Why the browser check cannot run here, or None when it can.
+
+    In CI (CI=true, where .ci/run installs Chromium) a missing browser is an error, not a reason to skip:
+    the tests then fail with this reason instead of skipping.
+    """
+    reason = _browser_missing()
+    if reason and os.environ.get("CI") == "true":
+        raise RuntimeError(f"CI must run the browser check, but {reason}")
+    return reason
+
+
+def _browser_missing() -> str | None:
     if not CHROMIUM.exists():
         return f"{CHROMIUM} not found; run scripts/install_browser.sh (as root)"
     try:
