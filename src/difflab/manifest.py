@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def device_info(requested: str) -> dict:
     cuda = torch.cuda.is_available()
     use_cuda = cuda and requested in ("auto", "cuda")
     return {
-        "device": torch.cuda.get_device_name(0) if use_cuda else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name(0) if use_cuda else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
         "device_type": "cuda" if use_cuda else "cpu",
         "cuda_version": torch.version.cuda if use_cuda else None,
         "cuda_available": cuda,
