@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from difflab import DifflabError
-from difflab.io import atomic_path, sha256_bytes, write_bytes
+from difflab.io import atomic_path, sha256_bytes, stderr_logger, write_bytes
 
 DEFAULT_OUT = "results/data/mnist.npz"
 DEFAULT_RAW_DIR = "data/MNIST/raw"
@@ -50,8 +50,7 @@ MNIST_SHA256 = {
 }
 
 
-def log(message: str) -> None:
-    print(f"difflab data: {message}", file=sys.stderr, flush=True)
+log = stderr_logger("difflab data")
 
 
 # ----------------------------------------------------------------------------- verification

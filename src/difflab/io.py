@@ -11,9 +11,10 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from difflab import DifflabError
 
@@ -80,6 +81,15 @@ def read_json(path: str | os.PathLike) -> Any:
         raise DifflabError(f"{path}: file not found") from None
     except json.JSONDecodeError as exc:
         raise DifflabError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def stderr_logger(prefix: str) -> Callable[[str], None]:
+    """A `log(message)` that prints "<prefix>: message" to stderr at once (progress notes of one verb)."""
+
+    def log(message: str) -> None:
+        print(f"{prefix}: {message}", file=sys.stderr, flush=True)
+
+    return log
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -16,7 +16,6 @@ SDEdit (1.7, 1.7.1) and inpainting (1.7.2) guide towards the digit the input sho
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,7 +27,7 @@ from difflab import DifflabError
 from difflab.edit import algorithms as A
 from difflab.edit import inputs
 from difflab.edit.backends import load_backend
-from difflab.io import write_text
+from difflab.io import stderr_logger, write_text
 from difflab.runtime import configure_threads, make_generator, resolve_device
 
 PEN_WIDTH = 2.6  # "hand-drawn" stroke width in pixels of the 28 x 28 frame
@@ -36,8 +35,7 @@ PEN_WOBBLE = 0.02  # per-point jitter of the hand-drawn strokes, in units of the
 PREVIEW_EVERY = 5  # 1.4 shows every 5th loop of the iterative denoiser
 
 
-def log(message: str) -> None:
-    print(f"difflab parta: {message}", file=sys.stderr, flush=True)
+log = stderr_logger("difflab parta")
 
 
 # --- settings -----------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from tqdm import tqdm
 
 from difflab import DifflabError
 from difflab.cli import json_object
-from difflab.io import atomic_path, write_text
+from difflab.io import atomic_path, stderr_logger, write_text
 
 # Candidate kernel sigmas (pixels) of the Gaussian-blur baseline; the best one per noise level is picked on
 # held-out images. 0 (no blur) is left out on purpose: on a clean image it would give MSE 0 and PSNR = inf.
@@ -45,8 +44,7 @@ MODEL_NAMES = {
 }
 
 
-def log(message: str) -> None:
-    print(f"difflab partb: {message}", file=sys.stderr, flush=True)
+log = stderr_logger("difflab partb")
 
 
 # ----------------------------------------------------------------------------- settings and inputs

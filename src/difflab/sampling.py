@@ -9,17 +9,16 @@ size (an out-of-memory retry with a smaller batch gives the same images).
 
 from __future__ import annotations
 
-import sys
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from difflab.io import stderr_logger
 from difflab.schedule import NoiseSchedule, classifier_free_guidance, predict_x0, reverse_step, sigma_to_timestep, step_beta
 
 
-def log(message: str) -> None:
-    print(f"difflab sampling: {message}", file=sys.stderr, flush=True)
+log = stderr_logger("difflab sampling")
 
 
 def predict_noise(model: nn.Module, x_t: Tensor, t: int, num_timesteps: int, labels: Tensor | None = None, guidance_scale: float | None = None) -> Tensor:
