@@ -35,3 +35,14 @@ def mnist_npz() -> Path:
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=subprocess_env())
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -14,7 +14,6 @@ import threading
 import time
 import urllib.request
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -39,12 +39,7 @@ def settings_arg(**sections) -> str:
     return json.dumps(merged)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smooth_digits(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -8,11 +8,9 @@ and are printed as a table. Nothing here is asserted: benchmarks measure, tests 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F

@@ -504,9 +504,9 @@ def cfg_figures(args) -> None:
                          f"and {high['class accuracy']:.1%} at γ = {g(high['γ'])}.")
     n_samples = int(table["n"].max())
     paragraphs = [
-        f"Classifier-free guidance extrapolates from the unconditional to the conditional noise estimate, "
-        f"$\\epsilon = \\epsilon_u + \\gamma(\\epsilon_c - \\epsilon_u)$ (Algorithm B.4): $\\gamma = 0$ is unconditional sampling and $\\gamma = 1$ plain "
-        f"conditional sampling. Each row uses the same initial and step noise, so only $\\gamma$ changes.\n\n"
+        "Classifier-free guidance extrapolates from the unconditional to the conditional noise estimate, "
+        "$\\epsilon = \\epsilon_u + \\gamma(\\epsilon_c - \\epsilon_u)$ (Algorithm B.4): $\\gamma = 0$ is unconditional sampling and $\\gamma = 1$ plain "
+        "conditional sampling. Each row uses the same initial and step noise, so only $\\gamma$ changes.\n\n"
         + figure_md(out / "cfg_sweep.png", f"Class-conditioned DDPM (epoch {ckpt['epoch']}): one sample per digit (columns 0–9) for each γ ∈ {{{number_list(sweep)}}}, seed {seed}.", "cfg-grid"),
         f"Over {n_samples} samples per scale (labels cycling through the ten digits), the FID with the {extractor} features is lowest, {g(best[fid_col])}, "
         f"at γ = {g(best['γ'])}.{accuracy_text}\n\n"
@@ -578,8 +578,8 @@ def fid_table(args) -> None:
     if not accuracy.empty:
         last = accuracy.sort_values("epoch").iloc[-1]
         sentences.append(f"At epoch {last['epoch']} it assigns {last['class accuracy']:.1%} of the class-conditioned samples to the requested digit.")
-    caption = (f"FID per evaluation epoch (extractor in the column name, n images per side), the real-vs-real floor, and the share of "
-               f"class-conditioned samples that the MNIST classifier assigns to the requested digit.")
+    caption = ("FID per evaluation epoch (extractor in the column name, n images per side), the real-vs-real floor, and the share of "
+               "class-conditioned samples that the MNIST classifier assigns to the requested digit.")
     paragraphs = [
         " ".join(sentences) + "\n\n" + markdown_table(table, caption, "tbl-b-fid"),
         figure_md(out / "fid_vs_epoch.png", f"FID ({extractor}, n = {n_fid}) of each DDPM's samples against the training epoch; the flat line is the real-vs-real floor.", "fid"),
@@ -621,6 +621,13 @@ def models_table(args) -> None:
 
 # ----------------------------------------------------------------------------- CLI
 
+def add_figure_outputs(p: argparse.ArgumentParser, settings_help: str) -> None:
+    """The options every figure-writing sub-verb takes: --settings, --out-dir and --snippet."""
+    p.add_argument("--settings", required=True, type=json_object, help=settings_help)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--snippet", required=True)
+
+
 def cli(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="difflab partb", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -629,18 +636,14 @@ def cli(argv: list[str]) -> None:
     p = sub.add_parser("denoiser-figures", help="noising figure, loss curve and denoising grids of the single-step denoiser")
     p.add_argument("--data", required=True, help="results/data/mnist.npz")
     p.add_argument("--checkpoints", required=True, nargs="+", help="denoiser checkpoints (one grid per epoch)")
-    p.add_argument("--settings", required=True, type=json_object, help=settings_help)
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--snippet", required=True)
+    add_figure_outputs(p, settings_help)
     p.set_defaults(run=denoiser_figures)
 
     p = sub.add_parser("ood", help="the denoiser across noise levels vs the best blur and the one-step DDPM")
     p.add_argument("--data", required=True, help="results/data/mnist.npz")
     p.add_argument("--denoiser", required=True, help="final denoiser checkpoint")
     p.add_argument("--time-model", required=True, help="final time-conditioned DDPM checkpoint")
-    p.add_argument("--settings", required=True, type=json_object, help=settings_help)
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--snippet", required=True)
+    add_figure_outputs(p, settings_help)
     p.add_argument("--metrics-out", required=True, help="tidy CSV of the OOD table")
     p.set_defaults(run=ood)
 
@@ -655,17 +658,13 @@ def cli(argv: list[str]) -> None:
     p = sub.add_parser("ddpm-figures", help="loss curve, sample grid per epoch and reverse-process GIF of one DDPM")
     p.add_argument("--model", required=True, choices=["time", "class"])
     p.add_argument("--checkpoints", required=True, nargs="+")
-    p.add_argument("--settings", required=True, type=json_object, help=settings_help)
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--snippet", required=True)
+    add_figure_outputs(p, settings_help)
     p.set_defaults(run=ddpm_figures)
 
     p = sub.add_parser("cfg-figures", help="samples per guidance scale and the FID / class-accuracy trade-off")
     p.add_argument("--checkpoint", required=True, help="final class-conditioned DDPM checkpoint")
     p.add_argument("--metrics", required=True, nargs="+", help="tidy CSVs of `metrics fid` on the cfg/guidance_<g>.npz samples")
-    p.add_argument("--settings", required=True, type=json_object, help=settings_help)
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--snippet", required=True)
+    add_figure_outputs(p, settings_help)
     p.set_defaults(run=cfg_figures)
 
     p = sub.add_parser("fid-table", help="FID per evaluation epoch, the real-vs-real floor and class accuracies")
