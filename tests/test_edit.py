@@ -383,6 +383,28 @@ def test_mnist_backend_calls_the_model_with_t_over_T(class_checkpoint):
     assert torch.equal(torch.cat([a[2] for a in seen]), torch.full((5,), 120 / 300))
 
 
+def test_mnist_backend_out_of_memory_retries_with_smaller_batches(class_checkpoint, capsys):
+    path, model = class_checkpoint
+    den = load_backend("mnist", path)
+    x = torch.randn(8, 1, 28, 28, generator=gen(1))
+    cond = den.one_hot(range(8))
+    with torch.no_grad():
+        want = model(x, cond, torch.full((8,), 60 / 300))
+
+    def fail_above_three(module, args):
+        if args[0].shape[0] > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+
+    den.model.register_forward_pre_hook(fail_above_three)
+    eps, _ = den.predict_noise(x, 60, cond)
+    torch.testing.assert_close(eps, want)
+    assert den.batch_size == 2  # the chunk of 8 -> 4 -> 2, kept for the next call
+    assert "out of memory in the MNIST backend at timestep 60; retrying with batch size 4" in capsys.readouterr().err
+    den.model.register_forward_pre_hook(lambda module, args: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        den.predict_noise(x, 60, cond)
+
+
 def test_mnist_backend_conditions(class_checkpoint):
     den = MnistDenoiser.from_checkpoint(class_checkpoint[0])
     assert torch.equal(den.encode("an 8"), torch.eye(10)[8:9])

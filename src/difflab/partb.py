@@ -28,6 +28,7 @@ from tqdm import tqdm
 from difflab import DifflabError
 from difflab.cli import json_object
 from difflab.io import atomic_path, stderr_logger, write_text
+from difflab.runtime import map_in_chunks
 
 # Candidate kernel sigmas (pixels) of the Gaussian-blur baseline; the best one per noise level is picked on
 # held-out images. 0 (no blur) is left out on purpose: on a clean image it would give MSE 0 and PSNR = inf.
@@ -103,8 +104,8 @@ def test_images(path: str, device) -> Tensor:
 
 @torch.no_grad()
 def apply_batched(fn, x: Tensor, batch_size: int) -> Tensor:
-    """fn over x in chunks of batch_size along the first dimension."""
-    return torch.cat([fn(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    """fn over x in chunks of batch_size along the first dimension (smaller chunks after an out-of-memory)."""
+    return torch.cat(map_in_chunks(lambda a, b: fn(x[a:b]), x.shape[0], batch_size, "in a batched forward pass")[0])
 
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Callable, TypeVar
 
 import torch
 
 from difflab import DifflabError
+from difflab.io import stderr_logger
+
+T = TypeVar("T")
+log = stderr_logger("difflab")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -47,3 +52,33 @@ def enable_determinism() -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError (CUDA), or an allocator's "out of memory" RuntimeError (CPU, other backends)."""
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def map_in_chunks(fn: Callable[[int, int], T], n: int, batch_size: int, what: str) -> tuple[list[T], int]:
+    """[fn(0, b), fn(b, 2b), ...] over the index range [0, n) in chunks of at most `batch_size`.
+
+    An out-of-memory error halves the failed chunk's size and retries the failed chunk (logged, naming `what`),
+    down to 1; any other error propagates. Returns the outputs in order and the chunk size that worked,
+    which callers keep for their next call so a too-large batch fails only once.
+    """
+    outputs: list[T] = []
+    start = 0
+    while start < n:
+        stop = min(start + batch_size, n)
+        try:
+            outputs.append(fn(start, stop))
+        except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
+            if not is_out_of_memory(exc) or stop - start == 1:
+                raise
+            batch_size = max(1, (stop - start) // 2)
+            log(f"out of memory {what}; retrying with batch size {batch_size}")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        start = stop
+    return outputs, batch_size

@@ -14,11 +14,9 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from difflab.io import stderr_logger
+from difflab.runtime import map_in_chunks
 from difflab.schedule import NoiseSchedule, classifier_free_guidance, predict_x0, reverse_step, sigma_to_timestep, step_beta
 
-
-log = stderr_logger("difflab sampling")
 
 
 def predict_noise(model: nn.Module, x_t: Tensor, t: int, num_timesteps: int, labels: Tensor | None = None, guidance_scale: float | None = None) -> Tensor:
@@ -36,10 +34,6 @@ def predict_noise(model: nn.Module, x_t: Tensor, t: int, num_timesteps: int, lab
     both = model(torch.cat([x_t, x_t]), torch.cat([cond, torch.zeros_like(cond)]), torch.cat([t_in, t_in]))
     eps_cond, eps_uncond = both.chunk(2)
     return classifier_free_guidance(eps_uncond, eps_cond, guidance_scale)
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def frame_indices(num_timesteps: int, frames: int) -> set[int]:
@@ -93,21 +87,10 @@ def ddpm_sample(
     for step, t in enumerate(bar, start=1):
         abar_t, abar_prev = schedule.abar(t), schedule.abar(t - 1)
         noise_std = step_beta(abar_t, abar_prev).sqrt()
-        eps = torch.empty_like(x)
-        start = 0
-        while start < n:
-            stop = min(start + batch_size, n)
-            try:
-                eps[start:stop] = predict_noise(model, x[start:stop], t, T, None if labels is None else labels[start:stop], guidance_scale)
-            except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
-                if not _is_out_of_memory(exc) or batch_size == 1:
-                    raise
-                batch_size = max(1, batch_size // 2)
-                log(f"out of memory at timestep {t}; retrying with batch size {batch_size}")
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                continue
-            start = stop
+        chunks, batch_size = map_in_chunks(
+            lambda a, b: predict_noise(model, x[a:b], t, T, None if labels is None else labels[a:b], guidance_scale),
+            n, batch_size, f"at timestep {t}")
+        eps = torch.cat(chunks)
         z = torch.randn(x.shape, generator=generator, device=device) if t > 0 else torch.zeros_like(x)
         x = reverse_step(x, eps, abar_t, abar_prev, noise_std, z)
         if step in keep:
@@ -130,8 +113,6 @@ def ddpm_one_step_denoise(model: nn.Module, z: Tensor, sigma: float, schedule: N
     Returns (x0_hat, t)."""
     x_t, t = noise_level_to_ddpm_input(z, sigma, schedule)
     abar_t = schedule.to(z.device).abar(t)
-    out = torch.empty_like(z)
-    for start in range(0, z.shape[0], batch_size):
-        chunk = x_t[start:start + batch_size]
-        out[start:start + batch_size] = predict_x0(chunk, predict_noise(model, chunk, t, schedule.num_timesteps), abar_t)
-    return out, t
+    chunks, _ = map_in_chunks(lambda a, b: predict_x0(x_t[a:b], predict_noise(model, x_t[a:b], t, schedule.num_timesteps), abar_t),
+                              z.shape[0], batch_size, "in the one-step DDPM denoiser")
+    return torch.cat(chunks), t

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from difflab import DifflabError
 from difflab.checkpoint import load_model
+from difflab.runtime import map_in_chunks
 from difflab.schedule import NoiseSchedule
 
 NUM_CLASSES = 10
@@ -96,8 +97,8 @@ class MnistDenoiser:
         """eps_theta(x_t, t, c) with t passed as t / T, in chunks of `batch_size`; no learned variance."""
         t_norm = torch.full((x_t.shape[0],), t / self.num_timesteps, device=x_t.device, dtype=x_t.dtype)
         cond = cond.to(x_t.dtype)
-        chunks = [self.model(x_t[i:i + self.batch_size], cond[i:i + self.batch_size], t_norm[i:i + self.batch_size])
-                  for i in range(0, x_t.shape[0], self.batch_size)]
+        chunks, self.batch_size = map_in_chunks(lambda a, b: self.model(x_t[a:b], cond[a:b], t_norm[a:b]),
+                                                x_t.shape[0], self.batch_size, f"in the MNIST backend at timestep {t}")
         return torch.cat(chunks), None
 
     def encode(self, prompt: str) -> Tensor:
