@@ -25,6 +25,11 @@ MNIST = "results/data/mnist.npz"
 PB = config["part_b"]
 PA = config["part_a"]
 KINDS = ["denoiser", "time", "class"]
+# Threads of the jobs that use the whole machine (training, the classifier): --cores of a local run.
+# Under a cluster executor the submitting process has no --cores (`workflow.cores` raises) and the jobs on
+# the nodes get `--cores all` (the whole node, not their allocation): there these rules take the threads
+# profiles/slurm sets (set-threads reaches the jobs too), else 1 on both sides.
+ALL_CORES = (workflow.resource_settings.cores or 1) if workflow.is_main_process else 1
 
 
 def slurm_resources():
@@ -44,6 +49,22 @@ def check_slurm_environment():
 
 
 check_slurm_environment()
+
+
+def set_aside_corrupt_checkpoints():
+    """A truncated or corrupted checkpoint is renamed to *.corrupt before Snakemake plans, so the job that
+    makes it is rerun (and the jobs after it) instead of a job failing on it later. Only the main process
+    checks: jobs started by an executor (Slurm) re-read this file and must not touch shared outputs."""
+    if not workflow.is_main_process:
+        return
+    from difflab.io import quarantine_corrupt
+
+    checkpoints = [p for p in Path("results").rglob("*.pt") if not p.name.startswith(".")]
+    for path, problem in quarantine_corrupt(checkpoints):
+        print(f"difflab: {path}: {problem}; set aside as {path.name}.corrupt, it will be recomputed", file=sys.stderr)
+
+
+set_aside_corrupt_checkpoints()
 
 
 def warn_if_default_profile_without_cuda():

@@ -1,7 +1,8 @@
 """Checkpoints: torch payloads with a SHA-256 trailer, written atomically.
 
 File layout: the bytes of `torch.save(payload)` followed by b"\\nDIFFLAB-SHA256:" and the 64 hex digits of
-their SHA-256. A truncated or corrupted file fails the check and is reported, never used.
+their SHA-256 (difflab.io.with_checksum). A truncated or corrupted file fails the check and is reported,
+never used; the workflow sets such files aside at start (difflab.io.quarantine_corrupt) and recomputes them.
 
 Model checkpoints hold: architecture ('unconditional' | 'time' | 'class' | 'classifier'), hidden width,
 the model's state_dict, the epoch, and for DDPMs the schedule (num_timesteps, beta_start, beta_end).
@@ -17,17 +18,12 @@ from typing import Any
 import torch
 
 from difflab import DifflabError
-from difflab.io import sha256_bytes, write_bytes
-
-TRAILER = b"\nDIFFLAB-SHA256:"
-TRAILER_LEN = len(TRAILER) + 64
-
+from difflab.io import split_checksum, with_checksum, write_bytes
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     buf = io.BytesIO()
     torch.save(payload, buf)
-    data = buf.getvalue()
-    write_bytes(path, data + TRAILER + sha256_bytes(data).encode("ascii"))
+    write_bytes(path, with_checksum(buf.getvalue()))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -35,21 +31,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.exists():
         raise DifflabError(f"{path}: checkpoint not found")
-    data = path.read_bytes()
-    body, trailer = data[:-TRAILER_LEN], data[-TRAILER_LEN:]
-    if not trailer.startswith(TRAILER):
-        raise DifflabError(f"{path}: not a difflab checkpoint or truncated (no checksum trailer); delete it and rerun")
-    if sha256_bytes(body) != trailer[len(TRAILER):].decode("ascii", "replace"):
-        raise DifflabError(f"{path}: checksum mismatch (corrupted checkpoint); delete it and rerun")
+    body, problem = split_checksum(path.read_bytes())
+    if problem:
+        raise DifflabError(f"{path}: unusable checkpoint ({problem}); rerun the workflow: it sets corrupt "
+                           "checkpoints aside and recomputes them")
     return torch.load(io.BytesIO(body), map_location=map_location, weights_only=False)
-
-
-def checkpoint_is_valid(path: str | os.PathLike) -> bool:
-    try:
-        load_checkpoint(path)
-    except DifflabError:
-        return False
-    return True
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):

@@ -108,3 +108,40 @@ def canonical_json_hash(obj: Any) -> str:
     """SHA-256 of the canonical JSON form (sorted keys, no spaces): equal configs hash equal."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return sha256_bytes(text.encode("utf-8"))
+
+
+# ----------------------------------------------------------------------------- checksummed files
+# Layout: the payload's bytes, then b"\nDIFFLAB-SHA256:" and the 64 hex digits of the payload's SHA-256.
+
+CHECKSUM_TRAILER = b"\nDIFFLAB-SHA256:"
+CHECKSUM_TRAILER_LEN = len(CHECKSUM_TRAILER) + 64
+
+
+def with_checksum(payload: bytes) -> bytes:
+    return payload + CHECKSUM_TRAILER + sha256_bytes(payload).encode("ascii")
+
+
+def split_checksum(data: bytes) -> tuple[bytes, str | None]:
+    """(payload, None) if `data` ends in a matching SHA-256 trailer, else (b"", what is wrong)."""
+    payload, trailer = data[:-CHECKSUM_TRAILER_LEN], data[-CHECKSUM_TRAILER_LEN:]
+    if not trailer.startswith(CHECKSUM_TRAILER):
+        return b"", "no checksum trailer: truncated or not a difflab file"
+    if sha256_bytes(payload) != trailer[len(CHECKSUM_TRAILER):].decode("ascii", "replace"):
+        return b"", "checksum mismatch: corrupted"
+    return payload, None
+
+
+def quarantine_corrupt(paths: list[str | os.PathLike]) -> list[tuple[Path, str]]:
+    """Rename each checksummed file that fails its check to `<name>.corrupt` so it is recomputed, never used.
+
+    Returns (path, problem) for each one moved aside. The workflow calls this before planning: Snakemake
+    then sees the file as missing and reruns the job that makes it (and, by modification time, the jobs
+    downstream). The bad bytes are kept beside it for inspection rather than deleted.
+    """
+    moved = []
+    for path in map(Path, paths):
+        _, problem = split_checksum(path.read_bytes())
+        if problem:
+            os.replace(path, path.with_name(path.name + ".corrupt"))
+            moved.append((path, problem))
+    return moved
