@@ -11,6 +11,8 @@ def part_a_inputs(wildcards):
     inputs = {"data": MNIST, "classifier": CLASSIFIER}
     if PA["backend"] == "mnist":
         inputs["checkpoint"] = final_checkpoint("class")
+    if wildcards.experiment == "inpaint":  # mask images: a changed mask reruns the job
+        inputs["masks"] = [m for m in PA["inpaint_masks"] if isinstance(m, str)]
     return inputs
 
 

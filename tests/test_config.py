@@ -63,6 +63,12 @@ def edited(path: str, value):
         ("data.raw_dir", "no/such/folder", "'data.raw_dir' = 'no/such/folder': folder does not exist"),
         ("part_a.i_start", 40, "'part_a.i_start' = 40: expected < 29"),
         ("part_b.ddpm.lerning_rate", 0.1, "'part_b.ddpm.lerning_rate' is unknown; allowed keys here: batch_size"),
+        ("part_a.inpaint_masks", [[0, 14, 0]], "'part_a.inpaint_masks[0]' = [0, 14, 0]: expected a rectangle [row0, row1, col0, col1]"),
+        ("part_a.inpaint_masks", [[0, 14, 0, 28], "masks/none.png"], "'part_a.inpaint_masks[1]' = 'masks/none.png': mask image not found"),
+        ("part_a.inpaint_masks", [[0, 28, 0, 28]], "'part_a.inpaint_masks[0]' = [0, 28, 0, 28]: the rectangle covers the whole image"),
+        ("part_a.inpaint_masks", [[9, 9, 0, 28]], "'part_a.inpaint_masks[0]' = [9, 9, 0, 28]: expected [row0, row1, col0, col1] with row0 < row1"),
+        ("part_a.sample_prompts", ["a 3", ""], "'part_a.sample_prompts[1]' = '': expected a string of at least 1 characters"),
+        ("part_a.img2img_prompts", ["an 8 " * 1000], "(5002 characters): expected a string of at most 200 characters"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(path, value, expected):

@@ -434,6 +434,13 @@ def test_prompt_parsing(prompt, digit):
     assert parse_digit_prompt(prompt) == digit
 
 
+def test_very_long_prompts_are_one_short_line():
+    with pytest.raises(DifflabError) as info:
+        parse_digit_prompt("a 3 " + "in the style of a painting " * 400)
+    message = str(info.value)
+    assert "is 10804 characters long; expected at most 200" in message and len(message) < 250
+
+
 @pytest.mark.parametrize("prompt", ["", "   ", "a cat", "3 and 4", "12", "a high quality photo", "digit", "eleven"])
 def test_prompts_without_one_digit_are_errors_naming_the_prompt(prompt):
     with pytest.raises(DifflabError) as info:
@@ -584,3 +591,48 @@ def test_load_user_images_skips_bad_files_and_ignores_other_files(tmp_path):
     assert [p.endswith("3_good.png") for p, _, _ in loaded] == [True]
     assert len(skipped) == 1 and skipped[0][0].endswith("bad.png") and "empty file" in skipped[0][1]
     assert inputs.load_user_images(tmp_path / "missing") == ([], [])
+
+
+# --- inpainting masks --------------------------------------------------------------------------------------------
+
+
+def _mask_png(path, array):
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+    return path
+
+
+def test_mask_image_white_is_inpainted_black_is_kept(tmp_path):
+    a = np.zeros((28, 28), np.uint8)
+    a[5:9, 2:20] = 255
+    mask = inputs.load_mask(_mask_png(tmp_path / "m.png", a), 28, 28)
+    assert mask.shape == (1, 28, 28) and mask.sum() == 4 * 18 and mask[0, 5, 2] == 1 and mask[0, 0, 0] == 0
+
+
+@pytest.mark.parametrize("name,array,message", [
+    ("big.png", np.zeros((64, 64)), "the mask is 64 x 64 pixels; expected 28 x 28"),
+    ("grey.png", np.full((28, 28), 128), "1 grey level(s) besides black and white (e.g. 128)"),
+    ("none.png", np.zeros((28, 28)), "the mask selects no pixels"),
+    ("all.png", np.full((28, 28), 255), "the mask selects every pixel"),
+    ("empty.png", None, "empty file"),
+    ("text.png", b"a mask, I promise", "not an image"),
+])
+def test_bad_masks_are_one_line_errors_naming_the_file(tmp_path, name, array, message):
+    path = tmp_path / name
+    if array is None:
+        path.write_bytes(b"")
+    elif isinstance(array, bytes):
+        path.write_bytes(array)
+    else:
+        _mask_png(path, array)
+    with pytest.raises(DifflabError) as info:
+        inputs.load_mask(path, 28, 28)
+    text = str(info.value)
+    assert text.startswith(str(path)) and message in text and "\n" not in text
+
+
+def test_jpeg_masks_are_rejected_for_their_grey_edges(tmp_path):
+    a = np.zeros((28, 28), np.uint8)
+    a[8:20, 8:20] = 255
+    Image.fromarray(a).save(tmp_path / "m.jpg", quality=75)
+    with pytest.raises(DifflabError, match="saved as PNG"):
+        inputs.load_mask(tmp_path / "m.jpg", 28, 28)

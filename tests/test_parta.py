@@ -149,6 +149,20 @@ def test_bad_settings_and_inputs_are_one_line_errors(lab, capsys, change, extra,
     assert rc == 2 and message in err[-1] and err[-1].startswith("difflab parta: error:")
 
 
+def test_inpainting_takes_mask_images_and_names_a_bad_one_with_its_config_key(lab, capsys):
+    tmp, base = lab
+    mask = np.zeros((28, 28), np.uint8)
+    mask[10:18, :] = 255
+    Image.fromarray(mask).save(tmp / "band.png")
+    rc, out = run_parta(lab, "inpaint", {**base, "inpaint_masks": [str(tmp / "band.png"), [0, 14, 0, 28]]}, data_args(lab))
+    assert rc == 0 and "`band.png`; rows 0–14, columns 0–28" in (out / "snippet.md").read_text()
+    Image.fromarray(np.full((28, 28), 255, np.uint8)).save(tmp / "all.png")
+    rc, _ = run_parta(lab, "inpaint", {**base, "inpaint_masks": [[0, 14, 0, 28], str(tmp / "all.png")]}, data_args(lab))
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and err.startswith("difflab parta: error: config key 'part_a.inpaint_masks[1]': ")
+    assert f"{tmp / 'all.png'}: the mask selects every pixel" in err
+
+
 def test_illusions_need_the_classifier(lab, capsys):
     rc, _ = run_parta(lab, "illusions", extra=data_args(lab)[:4])
     assert rc == 2 and "needs --classifier" in capsys.readouterr().err

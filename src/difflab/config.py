@@ -16,7 +16,15 @@ from difflab import DifflabError
 
 
 def _key(path) -> str:
-    return ".".join(str(p) for p in path) or "<top level>"
+    """['part_a', 'inpaint_masks', 0] -> 'part_a.inpaint_masks[0]'."""
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return text or "<top level>"
+
+
+def _shown(value) -> str:
+    """repr of a config value, shortened so that a long prompt still gives a readable one-line error."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(text)} characters)"
 
 
 def _allowed(error) -> str:
@@ -36,6 +44,8 @@ def _allowed(error) -> str:
         "maxLength": f"a string of at most {rule} characters",
         "pattern": f"a string matching {rule}",
     }
+    if v in ("oneOf", "anyOf"):  # each alternative says what it is in its description
+        return " or ".join(sub.get("description", "?") for sub in rule)
     return words.get(v, error.message)
 
 
@@ -53,7 +63,7 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
             for name in unknown:
                 lines.append(f"config key '{_key(path + [name])}' is unknown; allowed keys here: {', '.join(allowed)}")
             continue
-        lines.append(f"config key '{_key(path)}' = {error.instance!r}: expected {_allowed(error)}")
+        lines.append(f"config key '{_key(path)}' = {_shown(error.instance)}: expected {_allowed(error)}")
     return lines
 
 
@@ -78,9 +88,18 @@ def semantic_errors(config: dict, root: Path) -> list[str]:
     late = [i for i in a["sdedit_i_starts"] if i >= num_strided - 1]
     if late:
         lines.append(f"config key 'part_a.sdedit_i_starts' = {a['sdedit_i_starts']}: {late} are not < {num_strided - 1} (strided timesteps with stride {a['stride']})")
-    for i, (r0, r1, c0, c1) in enumerate(a["inpaint_masks"]):
+    for i, item in enumerate(a["inpaint_masks"]):
+        key = f"config key 'part_a.inpaint_masks[{i}]'"
+        if isinstance(item, str):
+            if not (root / item).is_file():
+                lines.append(f"{key} = {item!r}: mask image not found (paths are relative to the repository root)")
+            continue
+        r0, r1, c0, c1 = item
         if not (r0 < r1 and c0 < c1):
-            lines.append(f"config key 'part_a.inpaint_masks[{i}]' = {[r0, r1, c0, c1]}: expected [row0, row1, col0, col1] with row0 < row1 and col0 < col1")
+            lines.append(f"{key} = {item}: expected [row0, row1, col0, col1] with row0 < row1 and col0 < col1")
+        elif (r1 - r0) * (c1 - c0) >= 28 * 28:
+            lines.append(f"{key} = {item}: the rectangle covers the whole image, so nothing of the original is kept; "
+                         "expected a smaller rectangle")
     for key, value in (("data.raw_dir", config["data"]["raw_dir"]), ("part_a.images_dir", a["images_dir"])):
         if value and not (root / value).is_dir():
             lines.append(f"config key '{key}' = {value!r}: folder does not exist (use \"\" for the default)")

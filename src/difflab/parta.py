@@ -596,19 +596,32 @@ def exp_sdedit_inputs(ctx: Context) -> str:
 
 
 def _masks(ctx: Context) -> list[Tensor]:
+    """part_a.inpaint_masks: each a rectangle [row0, row1, col0, col1] or the path of a black-and-white mask image."""
     C, H, W = ctx.den.image_shape
     masks = []
-    for i, box in enumerate(_get(ctx.settings, "inpaint_masks")):
-        if not (isinstance(box, list) and len(box) == 4 and all(_is_int(v) for v in box)
-                and box[0] < box[1] <= H and box[2] < box[3] <= W):
-            raise DifflabError(f"config key 'part_a.inpaint_masks[{i}]' is {box!r}; expected [row0, row1, col0, col1] "
-                               f"with 0 <= row0 < row1 <= {H} and 0 <= col0 < col1 <= {W}")
+    for i, item in enumerate(_get(ctx.settings, "inpaint_masks")):
+        key = f"config key 'part_a.inpaint_masks[{i}]'"
+        if isinstance(item, str):
+            try:
+                m = inputs.load_mask(item, H, W)
+            except DifflabError as exc:
+                raise DifflabError(f"{key}: {exc}") from None
+            masks.append(m.expand(C, H, W).unsqueeze(0).to(ctx.den.device))
+            continue
+        if not (isinstance(item, list) and len(item) == 4 and all(_is_int(v) for v in item)
+                and 0 <= item[0] < item[1] <= H and 0 <= item[2] < item[3] <= W):
+            raise DifflabError(f"{key} is {item!r}; expected [row0, row1, col0, col1] with 0 <= row0 < row1 <= {H} "
+                               f"and 0 <= col0 < col1 <= {W}, or the path of a {W} x {H} black-and-white mask image")
         m = torch.zeros(1, C, H, W, device=ctx.den.device)
-        m[..., box[0]:box[1], box[2]:box[3]] = 1
-        masks.append(m)
+        m[..., item[0]:item[1], item[2]:item[3]] = 1
+        masks.append(inputs.check_mask(m, f"{key} = {item!r}"))
     if not masks:
-        raise _bad("inpaint_masks", [], "a non-empty list of rectangles")
+        raise _bad("inpaint_masks", [], "a non-empty list of rectangles or mask images")
     return masks
+
+
+def _describe_mask(item) -> str:
+    return f"`{Path(item).name}`" if isinstance(item, str) else f"rows {item[0]}–{item[1]}, columns {item[2]}–{item[3]}"
 
 
 def exp_inpaint(ctx: Context) -> str:
@@ -634,7 +647,7 @@ def exp_inpaint(ctx: Context) -> str:
             hole = orig[sl][:1] * (1 - mask[sl][:1]) + 0.5 * mask[sl][:1]
             rows.append(torch.cat([orig[sl][:1], hole, clamp(ctx, out[sl])]))
     save_grid(ctx, "inpaint.png", torch.cat(rows), nrow=K * M, titles=["original", "mask (grey)"] + [f"sample {s + 1}" for s in range(S)])
-    boxes = "; ".join(f"rows {b[0]}–{b[1]}, columns {b[2]}–{b[3]}" for b in _get(ctx.settings, "inpaint_masks"))
+    boxes = "; ".join(_describe_mask(item) for item in _get(ctx.settings, "inpaint_masks"))
     text = (f"Inpainting runs the CFG sampler ($\\gamma = {gamma:g}$, guided by each image's label) from pure noise and, after every "
             f"step, puts the noised original back where the mask $m$ is 0: $x_{{t'}} \\leftarrow m\\,x_{{t'}} + (1-m)\\,"
             f"\\mathrm{{forward}}(x_{{orig}}, t')$. The kept region ends equal to the original (largest deviation "

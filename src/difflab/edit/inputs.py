@@ -188,17 +188,11 @@ def _to_gray(im: Image.Image, notes: list[str]) -> np.ndarray:
     return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
 
 
-def load_user_image(path: str | os.PathLike) -> tuple[Tensor, list[str]]:
-    """A user's picture of a digit as a 1 x 28 x 28 MNIST-like image, and notes on what was done to it.
-
-    Steps: checks (empty, too big, not an image, truncated, smaller than 8 x 8); EXIF orientation; first frame
-    of an animation; transparency composited onto white; 16-bit scaled; to luminance. If the border is light
-    (median of the outermost pixels > 0.5) the image is inverted to a white digit on black. The background level
-    (that median) is subtracted and the contrast stretched to [0, 1], then `center_like_mnist`.
-    Every problem is a one-line DifflabError naming the file.
-    """
+def read_gray(path: str | os.PathLike, notes: list[str], min_side: int = MIN_SIDE) -> np.ndarray:
+    """An image file as a float (H, W) luminance array in [0, 1] (see _to_gray), with every problem a one-line
+    DifflabError naming the file: missing, empty, too large (bytes or pixels), not an image, truncated,
+    smaller than min_side. EXIF orientation is applied."""
     path = Path(path)
-    notes: list[str] = []
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -214,11 +208,11 @@ def load_user_image(path: str | os.PathLike) -> tuple[Tensor, list[str]]:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
                     raise DifflabError(f"{path}: {w} x {h} pixels is too large; expected at most {MAX_PIXELS // 10**6} megapixels")
-                if min(w, h) < MIN_SIDE:
-                    raise DifflabError(f"{path}: {w} x {h} pixels is too small; expected at least {MIN_SIDE} x {MIN_SIDE}")
+                if min(w, h) < min_side:
+                    raise DifflabError(f"{path}: {w} x {h} pixels is too small; expected at least {min_side} x {min_side}")
                 im.load()
                 im = ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
-                gray = _to_gray(im, notes)
+                return _to_gray(im, notes)
     except DifflabError:
         raise
     except UnidentifiedImageError:
@@ -227,6 +221,19 @@ def load_user_image(path: str | os.PathLike) -> tuple[Tensor, list[str]]:
         raise DifflabError(f"{path}: too large (Pillow's decompression-bomb guard); expected at most {MAX_PIXELS // 10**6} megapixels") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DifflabError(f"{path}: truncated or corrupt image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def load_user_image(path: str | os.PathLike) -> tuple[Tensor, list[str]]:
+    """A user's picture of a digit as a 1 x 28 x 28 MNIST-like image, and notes on what was done to it.
+
+    Steps: read_gray's checks and conversions (first frame of an animation, transparency composited onto
+    white, 16-bit scaled, to luminance). If the border is light (median of the outermost pixels > 0.5) the
+    image is inverted to a white digit on black. The background level (that median) is subtracted and the
+    contrast stretched to [0, 1], then `center_like_mnist`. Every problem is a one-line DifflabError naming the file.
+    """
+    path = Path(path)
+    notes: list[str] = []
+    gray = read_gray(path, notes)
 
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     background = float(np.median(border))
@@ -263,3 +270,37 @@ def load_user_images(folder: str | os.PathLike) -> tuple[list[tuple[str, Tensor,
             continue
         loaded.append((str(path), image, notes))
     return loaded, skipped
+
+
+# --- inpainting masks ---------------------------------------------------------------------------------------
+
+
+def check_mask(mask: Tensor, name: str) -> Tensor:
+    """A mask (1 = where new content appears, 0 = keep the original) must select some pixels but not all."""
+    covered, total = int(mask.sum()), mask.numel()
+    if covered == 0:
+        raise DifflabError(f"{name}: the mask selects no pixels, so inpainting would change nothing; "
+                           "expected white (1) where new content should appear")
+    if covered == total:
+        raise DifflabError(f"{name}: the mask selects every pixel, so nothing of the original is kept (that is plain "
+                           "sampling); expected black (0) where the image is kept")
+    return mask
+
+
+def load_mask(path: str | os.PathLike, height: int, width: int) -> Tensor:
+    """A black-and-white mask image as a 1 x height x width tensor: white (255) = inpaint, black (0) = keep.
+
+    It must be exactly the backend's image size and contain only black and white (save masks as PNG:
+    JPEG's compression adds grey levels), and select some but not all pixels.
+    """
+    path = Path(path)
+    gray = read_gray(path, [], min_side=1)
+    if gray.shape != (height, width):
+        raise DifflabError(f"{path}: the mask is {gray.shape[1]} x {gray.shape[0]} pixels; expected {width} x {height} "
+                           "(the backend's image size)")
+    levels = np.unique(gray)
+    grey = levels[(levels > 0) & (levels < 1)]
+    if grey.size:
+        raise DifflabError(f"{path}: the mask has {grey.size} grey level(s) besides black and white (e.g. {grey[0] * 255:.0f}); "
+                           "expected only 0 (keep) and 255 (inpaint), saved as PNG")
+    return check_mask(torch.from_numpy(gray.copy()).unsqueeze(0), str(path))

@@ -39,6 +39,8 @@ FILLER_WORDS = {"a", "an", "the", "digit", "number", "numeral", "of", "image", "
                 "handwritten", "hand", "written", "high", "quality", "mnist"}
 ACCEPTED_FORMS = "'a 3', 'an 8', '3', 'digit 3', 'the digit three'"
 
+MAX_PROMPT_CHARS = 200  # as config/schema.yaml's maxLength for prompts
+
 
 def parse_digit_prompt(prompt: str) -> int:
     """The digit a prompt names: 'a 3' -> 3, 'an 8' -> 8, 'the digit three' -> 3, '7.' -> 7.
@@ -47,6 +49,9 @@ def parse_digit_prompt(prompt: str) -> int:
     (a, an, the, digit, number, ...) exactly one word must remain, and it must be 0-9 or zero..nine.
     Anything else raises DifflabError naming the prompt and the accepted forms.
     """
+    if len(str(prompt)) > MAX_PROMPT_CHARS:
+        raise DifflabError(f"prompt {str(prompt)[:40]!r}... is {len(str(prompt))} characters long; expected at most "
+                           f"{MAX_PROMPT_CHARS}, e.g. {ACCEPTED_FORMS}")
     words = [w for w in re.split(r"[^a-z0-9]+", str(prompt).lower()) if w]
     rest = [w for w in words if w not in FILLER_WORDS]
     if len(rest) == 1:
