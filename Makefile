@@ -6,7 +6,7 @@ SNAKEMAKE := $(VENV)/bin/snakemake
 STAMP := $(VENV)/.difflab-installed
 CORES ?= all
 
-.PHONY: install report smoke laptop default dry-run test test-fast bench clean help
+.PHONY: install report smoke laptop default dry-run test test-fast bench repeatability clean help
 
 help:
 	@echo "make report    run the whole DAG (profiles/default with CUDA, else profiles/laptop) -> results/report/index.html"
@@ -14,6 +14,7 @@ help:
 	@echo "make smoke | laptop | default   run that profile explicitly"
 	@echo "make dry-run   print the plan of every profile without running anything"
 	@echo "make bench     speed/memory benchmarks (ratios measured in one run)"
+	@echo "make repeatability   train and sample twice: bit-identical? largest difference?"
 
 # Creates the venv if missing and installs the pinned dependencies and the package (editable).
 $(STAMP): requirements.txt pyproject.toml
@@ -45,6 +46,14 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m difflab.bench
+
+# Train and sample twice; report bit-identity and the largest difference (full size on CUDA, small on CPU).
+repeatability: $(STAMP) results/data/mnist.npz
+	@args=$$($(PY) -c 'import torch; print("--nondeterministic" if torch.cuda.is_available() else "--hidden 16 --train-images 4096 --samples 100")'); \
+	$(PY) -m difflab.repeatability $$args
+
+results/data/mnist.npz: | $(STAMP)
+	$(PY) -m difflab data
 
 clean:
 	rm -rf results .snakemake
