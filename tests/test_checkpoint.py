@@ -7,7 +7,8 @@ import torch
 
 from conftest import ROOT, snakemake_cmd, subprocess_env
 from difflab import DifflabError
-from difflab.checkpoint import load_checkpoint, save_checkpoint
+from difflab.checkpoint import load_checkpoint, load_model, save_checkpoint
+from difflab.models import build_model
 from difflab.io import quarantine_corrupt, split_checksum, with_checksum
 
 
@@ -41,6 +42,17 @@ def test_every_kind_of_damage_is_a_one_line_error_naming_the_file(tmp_path):
         message = str(info.value)
         assert message.startswith(f"{path}: unusable checkpoint") and "\n" not in message, name
         assert "recomputes" in message
+
+
+@pytest.mark.parametrize("architecture,hidden", [("class", 16), ("time", 8)])
+def test_weights_of_another_architecture_or_width_name_the_mismatch(tmp_path, architecture, hidden):
+    path = tmp_path / "epoch_1.pt"
+    save_checkpoint(path, {"architecture": architecture, "hidden": hidden, "model": build_model("class", 8).state_dict()})
+    with pytest.raises(DifflabError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: weights do not fit architecture '{architecture}' with width {hidden}: ")
+    assert "\n" not in message
 
 
 def test_checksum_trailer_detects_a_single_changed_byte():

@@ -540,6 +540,15 @@ def test_user_image_formats_are_converted_with_a_note(tmp_path):
     assert any("first frame" in n for n in notes) and (img - reference).abs().mean() < 0.03
 
 
+def test_exif_orientation_is_applied(tmp_path):
+    reference, _ = inputs.load_user_image(_save(tmp_path / "ref.png", draw_seven()))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display", as phone cameras write it
+    draw_seven().transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    img, _ = inputs.load_user_image(tmp_path / "phone.jpg")
+    assert (img - reference).abs().mean() < 0.03
+
+
 def _save(path, im):
     im.save(path)
     return path
@@ -561,6 +570,7 @@ def _png_with_size(width: int, height: int) -> bytes:
     ("notes.png", b"these are my notes, not a picture\n", "not an image"),
     ("empty.png", b"", "empty file"),
     ("huge.png", _png_with_size(20000, 20000), "too large"),
+    ("10k.png", _png_with_size(10000, 10000), "too large"),
     ("blank.png", None, "no digit"),
     ("tiny.png", None, "too small"),
     ("cut.png", None, "truncated or corrupt"),
