@@ -34,7 +34,10 @@ def difference(a: torch.Tensor, b: torch.Tensor) -> dict:
 def state_difference(first: dict, second: dict) -> dict:
     """difference() over all tensors of two state dicts, flattened into one vector each."""
     keys = sorted(first)
-    flat = lambda state: torch.cat([state[k].detach().double().flatten().cpu() for k in keys])  # noqa: E731
+
+    def flat(state: dict) -> torch.Tensor:
+        return torch.cat([state[k].detach().double().flatten().cpu() for k in keys])
+
     return difference(flat(first), flat(second))
 
 
