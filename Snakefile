@@ -23,3 +23,6 @@ rule all:
     default_target: True
     input:
         "results/report/index.html",
+        # Kept checkpoints are results too: one set aside as corrupt is recomputed even when the report is current.
+        [kept_checkpoint(kind, epoch) for kind in KINDS for epoch in kept_epochs(kind)],
+        CLASSIFIER,

