@@ -4,8 +4,9 @@
 
 import json
 import os
+import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from difflab import DifflabError
@@ -33,15 +34,22 @@ ALL_CORES = (workflow.resource_settings.cores or 1) if workflow.is_main_process 
 
 
 def slurm_resources():
-    """The default resources a Slurm profile sets (name -> value), empty for local runs."""
+    """The slurm_* resources a Slurm profile sets, as (name, text) pairs from its default-resources and
+    set-resources (the GPU partition is set per rule); empty for local runs."""
     args = getattr(workflow.resource_settings.default_resources, "args", None) or []
-    pairs = dict(arg.split("=", 1) for arg in args if "=" in arg)
-    return {k: v for k, v in pairs.items() if k.startswith("slurm_")}
+    pairs = [tuple(arg.split("=", 1)) for arg in args if "=" in arg]
+    for resources in workflow.resource_settings.overwrite_resources.values():
+        pairs += [(name, str(getattr(value, "raw", value))) for name, value in resources.items()]
+    return [(name, value) for name, value in pairs if name.startswith("slurm_")]
 
 
 def check_slurm_environment():
-    """profiles/slurm reads the account and partitions from the environment; say which one is missing."""
-    for name, value in slurm_resources().items():
+    """profiles/slurm reads the account and partitions from the environment; say which one is missing.
+    Only where jobs are submitted: inside a Slurm job the executor clears SLURM_* variables before it
+    starts the job's step, and the values are not needed there."""
+    if not workflow.is_main_process:
+        return
+    for name, value in slurm_resources():
         if value.startswith("$") and not os.environ.get(value[1:]):
             print(f"difflab: config error: profiles/slurm needs the environment variable {value[1:]} "
                   f"(resource {name}); e.g. export {value[1:]}=<your {name.removeprefix('slurm_')}>", file=sys.stderr)
@@ -131,6 +139,33 @@ def fmt_number(value):
 CFG_SCALES = [fmt_number(g) for g in PB["ddpm"]["cfg_sweep"]]
 
 
+def check_slurm_status_command():
+    """The Slurm executor polls job states with sacct (or squeue, if the profile says so). When that query
+    fails it drops the jobs it was waiting for and waits forever, printing nothing. Run the same query once
+    before the first job is submitted and stop with its error instead."""
+    plugin = workflow.executor_plugin
+    if plugin is None or plugin.name != "slurm":
+        return
+    command = getattr(workflow.executor_settings, "status_command", None) or "sacct"
+    since = f"{datetime.now() - timedelta(days=2):%Y-%m-%dT%H:00}"
+    query = {"sacct": ["sacct", "-X", "--parsable2", "--clusters", "all", "--noheader", "--format=JobIdRaw,State",
+                       "--starttime", since, "--endtime", "now", "--name", "difflab-status-check"],
+             "squeue": ["squeue", "--format=%i|%T", "--states=all", "--noheader", "--name", "difflab-status-check"]}[command]
+    try:
+        done = subprocess.run(query, capture_output=True, text=True, timeout=60)
+        problem = done.stderr.strip().splitlines()[-1] if done.returncode else None
+        problem = problem or (f"exit status {done.returncode}" if done.returncode else None)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem:
+        print(f"difflab: slurm error: the job status query `{' '.join(query[:2])} ...` failed ({problem}); the Slurm executor\n"
+              f"  would wait forever for its first job. sacct needs job accounting (slurmdbd); on a cluster without it\n"
+              f"  add `slurm-status-command: squeue` to profiles/slurm/config.yaml (or pass --slurm-status-command squeue).",
+              file=sys.stderr)
+        sys.exit(1)
+
+
 onstart:
+    check_slurm_status_command()
     Path("results/logs").mkdir(parents=True, exist_ok=True)
     Path("results/logs/run_started_utc.txt").write_text(datetime.now(timezone.utc).isoformat(timespec="seconds"))

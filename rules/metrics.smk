@@ -16,7 +16,7 @@ rule classifier:
         "results/logs/metrics/classifier.log",
     benchmark:
         "results/benchmarks/metrics/classifier.tsv"
-    threads: workflow.cores
+    threads: ALL_CORES
     resources:
         gpu=1,
     shell:

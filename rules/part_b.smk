@@ -36,7 +36,7 @@ rule train_epoch:
         "results/logs/train/{kind}_epoch_{epoch}.log",
     benchmark:
         "results/benchmarks/train/{kind}_epoch_{epoch}.tsv"
-    threads: workflow.cores
+    threads: ALL_CORES
     resources:
         gpu=1,
     shell:
