@@ -6,11 +6,12 @@ SNAKEMAKE := $(VENV)/bin/snakemake
 STAMP := $(VENV)/.difflab-installed
 CORES ?= all
 
-.PHONY: install report smoke laptop default dry-run test test-fast bench repeatability clean help
+.PHONY: install report smoke laptop default dry-run test test-fast test-slurm bench repeatability clean help
 
 help:
 	@echo "make report    run the whole DAG (profiles/default with CUDA, else profiles/laptop) -> results/report/index.html"
 	@echo "make test      unit tests + one real end-to-end smoke run (what CI runs)"
+	@echo "make test-slurm  the smoke DAG on a throwaway Slurm cluster on 127.0.0.1 (root; CI runs it too)"
 	@echo "make smoke | laptop | default   run that profile explicitly"
 	@echo "make dry-run   print the plan of every profile without running anything"
 	@echo "make bench     speed/memory benchmarks (ratios measured in one run)"
@@ -39,10 +40,15 @@ dry-run: $(STAMP)
 	@for p in default smoke laptop; do $(SNAKEMAKE) -n --quiet rules --workflow-profile profiles/$$p || exit 1; done
 
 test: $(STAMP)
-	$(VENV)/bin/pytest -q -ra
+	$(VENV)/bin/pytest -q -ra -m "not slurm"
 
 test-fast: $(STAMP)
-	$(VENV)/bin/pytest -q -ra -m "not e2e and not browser"
+	$(VENV)/bin/pytest -q -ra -m "not e2e and not browser and not slurm"
+
+# Installs and starts a single-node Slurm cluster on 127.0.0.1 (apt; needs root), runs the tests marked
+# `slurm` against it and stops it again, also on failure (.ci/slurm_test.sh; README "Running on a Slurm cluster").
+test-slurm: $(STAMP)
+	VENV=$(VENV) bash .ci/slurm_test.sh
 
 bench: $(STAMP)
 	$(PY) -m difflab.bench
