@@ -18,9 +18,13 @@ def snakemake_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", *args]
 
 
-def subprocess_env() -> dict:
+def subprocess_env(src: Path | None = None) -> dict:
+    """The environment for a subprocess: the venv first on PATH, and with `src`, `difflab` imported from that
+    folder (a temporary copy of the repository) instead of the editable install's src/."""
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     return env
 
 

@@ -29,7 +29,8 @@ def test_every_profile_is_valid(profile):
 def test_overlay_changes_only_what_it_names():
     full, smoke = config_for("default"), config_for("smoke")
     assert smoke["part_b"]["ddpm"]["hidden"] == 8 and full["part_b"]["ddpm"]["hidden"] == 64
-    assert smoke["part_b"]["ddpm"]["num_timesteps"] == full["part_b"]["ddpm"]["num_timesteps"] == 300
+    assert smoke["part_b"]["ddpm"]["num_timesteps"] == 100 and full["part_b"]["ddpm"]["num_timesteps"] == 300
+    assert smoke["part_b"]["ddpm"]["beta_end"] == full["part_b"]["ddpm"]["beta_end"] == 0.02  # not named: inherited
 
 
 def test_defaults_are_filled_from_the_schema():

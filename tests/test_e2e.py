@@ -32,11 +32,22 @@ def copy_of_repository(dest):
 def smoke_run(tmp_path_factory, mnist_npz):
     work = copy_of_repository(tmp_path_factory.mktemp("smoke") / "difflab")
     result = subprocess.run(snakemake_cmd("--workflow-profile", "profiles/smoke", "--cores", "2"),
-                            cwd=work, capture_output=True, text=True, env=subprocess_env())
+                            cwd=work, capture_output=True, text=True, env=subprocess_env(work / "src"))
     (ROOT / "results").mkdir(exist_ok=True)
     (ROOT / "results" / "e2e_smoke.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stderr[-4000:]
+    save_reference(work / "results", ROOT / "results" / "smoke_reference")
     return work, result
+
+
+def save_reference(results, dest):
+    """Keep what `make test-slurm` compares its Slurm run against (metrics, manifest, report), so CI need
+    not run the local smoke DAG a third time; tests/test_slurm.py reuses it only for the same clean commit."""
+    shutil.rmtree(dest, ignore_errors=True)
+    for part in ("metrics", "manifest.json", "report/index.html"):
+        (dest / part).parent.mkdir(parents=True, exist_ok=True)
+        copy = shutil.copytree if (results / part).is_dir() else shutil.copy2
+        copy(results / part, dest / part)
 
 
 def wait_for_lock(work, process, timeout=300):
@@ -50,16 +61,16 @@ def wait_for_lock(work, process, timeout=300):
 
 @pytest.fixture(scope="module")
 def second_smoke_run(tmp_path_factory, smoke_run):
-    """The same smoke DAG again in a fresh copy; while it runs, `make smoke` is started in the same folder."""
+    """The smoke DAG again in a fresh copy; while it runs, `make smoke` is started in the same folder."""
     work = copy_of_repository(tmp_path_factory.mktemp("smoke_again") / "difflab")
     first = subprocess.Popen(snakemake_cmd("--workflow-profile", "profiles/smoke", "--cores", "2"), cwd=work,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env())
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env(work / "src"))
     try:
         wait_for_lock(work, first)
         venv = VENV_BIN.parent
         # The README's way in; -o: never (re)install the venv from inside a test.
         second = subprocess.run(["make", "-o", str(venv / ".difflab-installed"), f"VENV={venv}", "smoke"], cwd=work,
-                                capture_output=True, text=True, env=subprocess_env(), timeout=300)
+                                capture_output=True, text=True, env=subprocess_env(work / "src"), timeout=300)
         log, _ = first.communicate(timeout=900)
     finally:
         first.kill()
@@ -114,7 +125,7 @@ def test_metrics_are_tidy_and_complete(smoke_run):
 def test_rerun_has_nothing_to_do(smoke_run):
     work, _ = smoke_run
     result = subprocess.run(snakemake_cmd("-n", "--workflow-profile", "profiles/smoke"), cwd=work,
-                            capture_output=True, text=True, env=subprocess_env())
+                            capture_output=True, text=True, env=subprocess_env(work / "src"))
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
 
@@ -162,7 +173,7 @@ def test_corrupt_checkpoint_is_set_aside_and_recomputed_to_the_same_weights(smok
     data = kept.read_bytes()
     kept.write_bytes(data[: len(data) // 2])
     result = subprocess.run(snakemake_cmd("--workflow-profile", "profiles/smoke", "--cores", "2"), cwd=work,
-                            capture_output=True, text=True, env=subprocess_env())
+                            capture_output=True, text=True, env=subprocess_env(work / "src"))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
     assert "results/part_b/denoiser/epoch_1.pt: no checksum trailer" in out and "it will be recomputed" in out
