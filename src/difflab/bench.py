@@ -8,7 +8,6 @@ and are printed as a table. Nothing here is asserted: benchmarks measure, tests 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
@@ -17,7 +16,7 @@ from torch.nn import functional as F
 
 from difflab.io import write_json
 from difflab.models import build_model
-from difflab.runtime import resolve_device
+from difflab.runtime import device_name, resolve_device
 
 
 def median_seconds(fn, repeats: int, device: torch.device) -> float:
@@ -140,8 +139,7 @@ def cli(argv: list[str] | None = None) -> None:
     threads = bench_threads(model, device, big, args.repeats)
     if threads:
         rows.append(threads)
-    result = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU {platform.machine()}, {torch.get_num_threads()} threads",
-              "hidden": args.hidden, "torch": torch.__version__, "results": rows}
+    result = {"device": device_name(device), "hidden": args.hidden, "torch": torch.__version__, "results": rows}
     write_json(args.out, result)
     print(f"device: {result['device']}, class UNet D={args.hidden}")
     print(f"{'comparison':34} {'baseline':28} {'candidate':32} {'speed-up':>8}")

@@ -21,7 +21,7 @@ import yaml
 
 from difflab.io import write_json
 from difflab.models import build_model
-from difflab.runtime import enable_determinism, make_generator, resolve_device
+from difflab.runtime import device_name, enable_determinism, make_generator, resolve_device
 from difflab.schedule import NoiseSchedule
 
 
@@ -139,7 +139,7 @@ def cli(argv: list[str] | None = None) -> None:
                              config["part_b"]["ddpm"]["sample_batch_size"], device))
     if device.type == "cuda":
         rows.append(cpu_versus_device(trained, device))
-    name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    name = device_name(device)
     result = {"device": name, "torch": torch.__version__, "hidden": settings["hidden"],
               "train_images": images.shape[0], "results": rows}
     write_json(args.out, result)

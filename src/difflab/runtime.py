@@ -26,6 +26,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def device_name(device: torch.device) -> str:
+    """'NVIDIA H200', or 'CPU x86_64, 2 threads': what a measurement ran on, for benchmark results."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
+
+
 def derive_seed(seed: int, *keys: object) -> int:
     """A stable 63-bit seed for one job from the config seed and names (e.g. derive_seed(180, 'train', 'class', 3)).
 
