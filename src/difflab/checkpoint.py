@@ -20,6 +20,7 @@ import torch
 from difflab import DifflabError
 from difflab.io import split_checksum, with_checksum, write_bytes
 
+
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     buf = io.BytesIO()
     torch.save(payload, buf)

@@ -41,6 +41,13 @@ def state_difference(first: dict, second: dict) -> dict:
     return difference(flat(first), flat(second))
 
 
+def class_model(ckpt: dict) -> torch.nn.Module:
+    """The class-conditioned UNet of a checkpoint dict, in eval mode on the CPU."""
+    model = build_model("class", ckpt["hidden"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
 def set_kernel_mode(deterministic: bool) -> None:
     if deterministic:
         enable_determinism()
@@ -71,9 +78,7 @@ def sample_twice(ckpt: dict, n: int, guidance_scale: float, batch_size: int, dev
     """Algorithm B.4 sampling of n images, twice with the same generator seed."""
     from difflab.sampling import ddpm_sample
 
-    model = build_model("class", ckpt["hidden"]).to(device)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
+    model = class_model(ckpt).to(device)
     schedule = NoiseSchedule.linear(ckpt["beta_start"], ckpt["beta_end"], ckpt["num_timesteps"])
     labels = torch.arange(n) % 10
     outputs, seconds = [], []
@@ -95,9 +100,7 @@ def sample_twice(ckpt: dict, n: int, guidance_scale: float, batch_size: int, dev
 @torch.no_grad()
 def cpu_versus_device(ckpt: dict, device, n: int = 256) -> dict:
     """The same forward pass on the CPU and on `device`: the tolerance between machines."""
-    model = build_model("class", ckpt["hidden"])
-    model.load_state_dict(ckpt["model"])
-    model.eval()
+    model = class_model(ckpt)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(n, 1, 28, 28, generator=generator)
     c = torch.nn.functional.one_hot(torch.arange(n) % 10, 10).float()

@@ -49,10 +49,11 @@ def parse_digit_prompt(prompt: str) -> int:
     (a, an, the, digit, number, ...) exactly one word must remain, and it must be 0-9 or zero..nine.
     Anything else raises DifflabError naming the prompt and the accepted forms.
     """
-    if len(str(prompt)) > MAX_PROMPT_CHARS:
-        raise DifflabError(f"prompt {str(prompt)[:40]!r}... is {len(str(prompt))} characters long; expected at most "
+    text = str(prompt)
+    if len(text) > MAX_PROMPT_CHARS:
+        raise DifflabError(f"prompt {text[:40]!r}... is {len(text)} characters long; expected at most "
                            f"{MAX_PROMPT_CHARS}, e.g. {ACCEPTED_FORMS}")
-    words = [w for w in re.split(r"[^a-z0-9]+", str(prompt).lower()) if w]
+    words = [w for w in re.split(r"[^a-z0-9]+", text.lower()) if w]
     rest = [w for w in words if w not in FILLER_WORDS]
     if len(rest) == 1:
         word = rest[0]
