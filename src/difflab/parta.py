@@ -204,7 +204,7 @@ def interleave(columns: list[Tensor]) -> Tensor:
 
 
 def save_grid(ctx: Context, name: str, images: Tensor, nrow: int, **kwargs) -> None:
-    from difflab import viz
+    from difflab.figures import grids as viz
 
     viz.save_grid(ctx.figure_path(name), clamp(ctx, images).cpu(), nrow=nrow, **kwargs)
 
@@ -468,7 +468,7 @@ def exp_benchmark(ctx: Context) -> str:
 def _benchmark_plot(ctx: Context, results: dict, levels: list[int]) -> None:
     import matplotlib.pyplot as plt
 
-    from difflab.viz import save_figure
+    from difflab.figures.grids import save_figure
 
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
     for ax, (key, label) in zip(axes, [("mse", "MSE"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM")]):
@@ -821,7 +821,7 @@ def exp_illusions(ctx: Context) -> str:
 def _illusion_plot(ctx: Context, table: list) -> None:
     import matplotlib.pyplot as plt
 
-    from difflab.viz import save_figure
+    from difflab.figures.grids import save_figure
 
     fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(table)), 3.2))
     xs = range(len(table))

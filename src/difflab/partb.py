@@ -147,7 +147,7 @@ def guidance_of(parameter: str) -> float | None:
 
 def plot_loss(path: Path, ckpt: dict, title: str) -> tuple[float, float, int, int]:
     """Log-y training loss per step, with the mean of each epoch. Returns (first loss, last-epoch mean, steps, epochs)."""
-    from difflab.viz import plot_curves
+    from difflab.figures.grids import plot_curves
 
     losses, per_epoch = list(ckpt.get("losses") or []), int(ckpt.get("steps_per_epoch") or 0)
     if not losses or per_epoch < 1:
@@ -166,7 +166,7 @@ def denoiser_figures(args) -> None:
     from difflab.metrics.image_quality import mse_per_image
     from difflab.runtime import make_generator
     from difflab.schedule import add_gaussian_noise
-    from difflab.viz import save_grid
+    from difflab.figures.grids import save_grid
 
     device, seed = start(args.settings)
     levels = [float(s) for s in setting(args.settings, "denoiser.noise_levels")]
@@ -234,7 +234,7 @@ def ood(args) -> None:
     from difflab.runtime import make_generator
     from difflab.sampling import ddpm_one_step_denoise
     from difflab.schedule import add_gaussian_noise
-    from difflab.viz import plot_curves, save_grid
+    from difflab.figures.grids import plot_curves, save_grid
 
     device, seed = start(args.settings)
     levels = [float(s) for s in setting(args.settings, "denoiser.noise_levels")]
@@ -367,7 +367,7 @@ def ddpm_figures(args) -> None:
     from difflab.models import count_parameters
     from difflab.runtime import make_generator
     from difflab.sampling import ddpm_sample
-    from difflab.viz import save_gif, save_grid
+    from difflab.figures.grids import save_gif, save_grid
 
     device, seed = start(args.settings)
     kind = args.model
@@ -454,7 +454,7 @@ def cfg_figures(args) -> None:
     from difflab.metrics.tables import markdown_table, read_metrics
     from difflab.runtime import make_generator
     from difflab.sampling import ddpm_sample
-    from difflab.viz import save_figure, save_grid
+    from difflab.figures.grids import save_figure, save_grid
 
     device, seed = start(args.settings)
     (path, model, ckpt), = load_unets([args.checkpoint], device, ("class",))
@@ -524,7 +524,7 @@ def fid_table(args) -> None:
     import pandas as pd
 
     from difflab.metrics.tables import markdown_table, read_metrics
-    from difflab.viz import plot_curves
+    from difflab.figures.grids import plot_curves
 
     df = read_metrics(*args.metrics)
     sources = ", ".join(args.metrics)

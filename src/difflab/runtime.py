@@ -91,3 +91,14 @@ def map_in_chunks(fn: Callable[[int, int], T], n: int, batch_size: int, what: st
             continue
         start = stop
     return outputs, batch_size
+
+
+def start_job(device: str, seed: int) -> tuple[torch.device, int]:
+    """The one job start-up every command calls first: the threads Snakemake granted, deterministic kernels
+    (bit-identical CPU results; deterministic CUDA kernels where torch has them), and the job's device.
+
+    Args: device: config key `device` (auto | cpu | cuda); seed: config key `seed`.
+    Returns (torch.device, seed). Raises DifflabError for 'cuda' without a CUDA device."""
+    configure_threads()
+    enable_determinism()
+    return resolve_device(device), int(seed)
