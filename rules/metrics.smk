@@ -1,39 +1,17 @@
-# Metrics: an MNIST classifier trained in the pipeline (FID features, class accuracy), FID per
-# evaluation epoch and per guidance scale, and the real-vs-real floor. Tidy CSVs in results/metrics/.
-
-CLASSIFIER = "results/classifier/classifier.pt"
-
-
-rule classifier:
-    input:
-        data=MNIST,
-    output:
-        checkpoint=CLASSIFIER,
-        metrics="results/metrics/classifier.csv",
-    params:
-        settings=settings_json(PB["classifier"], train_subset=config["data"]["train_subset"]),
-    log:
-        "results/logs/metrics/classifier.log",
-    benchmark:
-        "results/benchmarks/metrics/classifier.tsv"
-    threads: ALL_CORES
-    resources:
-        gpu=1,
-    shell:
-        "{DIFFLAB} metrics train-classifier --data {input.data} --settings {params.settings:q}"
-        " --out {output.checkpoint} --metrics-out {output.metrics} 2>&1 | tee {log}"
+# Metrics: FID (with KID beside it) and class accuracy of every samples file against as many MNIST test images,
+# with the pipeline's MNIST classifier as feature extractor, and the real-vs-real floor. Tidy CSVs in
+# results/metrics/ (difflab.metrics.tables). Model, epoch and guidance scale are read from the samples file.
 
 
 rule fid_epoch:
     input:
         data=MNIST,
         classifier=CLASSIFIER,
-        samples="results/part_b/{ddpm}/samples/epoch_{epoch}.npz",
+        samples="results/samples/{ddpm}/epoch_{epoch}.npz",
     output:
-        "results/metrics/fid/{ddpm}_epoch_{epoch}.csv",
+        fid_csv("{ddpm}_epoch_{epoch}"),
     params:
-        settings=settings_json(PB["fid"]),
-        parameter=lambda w: f"guidance={fmt_number(PB['ddpm']['guidance_scale'])}" if w.ddpm == "class" else "",
+        settings=settings_json("metrics.fid"),
     log:
         "results/logs/metrics/fid_{ddpm}_epoch_{epoch}.log",
     benchmark:
@@ -41,29 +19,26 @@ rule fid_epoch:
     threads: 1
     shell:
         "{DIFFLAB} metrics fid --data {input.data} --classifier {input.classifier} --samples {input.samples}"
-        " --experiment ddpm_{wildcards.ddpm} --model {wildcards.ddpm} --epoch {wildcards.epoch}"
-        " --parameter '{params.parameter}' --settings {params.settings:q} --out {output} > {log} 2>&1"
+        " --experiment ddpm_{wildcards.ddpm} --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule fid_cfg_sweep:
     input:
         data=MNIST,
         classifier=CLASSIFIER,
-        samples="results/part_b/cfg/guidance_{guidance}.npz",
+        samples="results/samples/cfg/guidance_{guidance}.npz",
     output:
-        "results/metrics/fid/cfg_guidance_{guidance}.csv",
+        fid_csv("cfg_guidance_{guidance}"),
     params:
-        settings=settings_json(PB["fid"]),
-        epoch=final_epoch("class"),
+        settings=settings_json("metrics.fid"),
     log:
-        "results/logs/metrics/fid_cfg_{guidance}.log",
+        "results/logs/metrics/fid_cfg_guidance_{guidance}.log",
     benchmark:
-        "results/benchmarks/metrics/fid_cfg_{guidance}.tsv"
+        "results/benchmarks/metrics/fid_cfg_guidance_{guidance}.tsv"
     threads: 1
     shell:
         "{DIFFLAB} metrics fid --data {input.data} --classifier {input.classifier} --samples {input.samples}"
-        " --experiment cfg_sweep --model class --epoch {params.epoch} --parameter guidance={wildcards.guidance}"
-        " --settings {params.settings:q} --out {output} > {log} 2>&1"
+        " --experiment cfg_sweep --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule fid_floor:
@@ -71,32 +46,12 @@ rule fid_floor:
         data=MNIST,
         classifier=CLASSIFIER,
     output:
-        "results/metrics/fid/floor.csv",
+        fid_csv("floor"),
     params:
-        n=PB["fid"]["real_floor_num_images"],
+        settings=settings_json("metrics.fid_floor"),
     log:
         "results/logs/metrics/fid_floor.log",
     threads: 1
     shell:
-        "{DIFFLAB} metrics real-floor --data {input.data} --classifier {input.classifier} --n {params.n}"
-        " --out {output} > {log} 2>&1"
-
-
-def fid_tables(wildcards=None):
-    per_epoch = [f"results/metrics/fid/{kind}_epoch_{e}.csv" for kind in ("time", "class") for e in kept_epochs(kind)]
-    return per_epoch + ["results/metrics/fid/floor.csv", "results/metrics/classifier.csv"]
-
-
-rule fid_table:
-    input:
-        fid_tables(),
-    output:
-        snippet="results/report/snippets/part_b_fid.md",
-        figures=directory("results/part_b/fid"),
-    params:
-        settings=settings_json(PB, profile=PROFILE),
-    log:
-        "results/logs/metrics/fid_table.log",
-    shell:
-        "{DIFFLAB} partb fid-table --metrics {input} --settings {params.settings:q}"
-        " --out-dir {output.figures} --snippet {output.snippet} > {log} 2>&1"
+        "{DIFFLAB} metrics real-floor --data {input.data} --classifier {input.classifier}"
+        " --settings {params.settings:q} --out {output} > {log} 2>&1"

