@@ -460,7 +460,7 @@ def exp_benchmark(ctx: Context) -> str:
         text += (f" The two measures disagree there: {METHOD_NAMES[best_psnr]} has the best PSNR (the lowest squared error, "
                  f"which an average of plausible digits wins) and {METHOD_NAMES[best_ssim]} the best SSIM (local structure).")
     table = "\n".join(lines) + (f"\n\n: Denoiser benchmark on {n} MNIST test images, mean ± std, T = {ctx.T}; "
-                                f"seed {ctx.seed} {{#tbl-a-benchmark}}\n")
+                                f"SSIM: {SSIM_CONVENTION}; seed {ctx.seed} {{#tbl-a-benchmark}}\n")
     caption = f"MSE, PSNR and SSIM (mean ± std over {n} test images) of blur, one-step and iterative denoising vs t (T = {ctx.T}); seed {ctx.seed}"
     return text + "\n\n" + table + "\n" + ctx.figure("benchmark.png", caption, "benchmark") + "\n"
 
