@@ -1,4 +1,6 @@
-"""Metrics: the classifier, FID (torchmetrics vs an independent Fréchet distance), PSNR/SSIM, tidy tables, CLI.
+"""Metrics: the classifier, FID (torchmetrics vs an independent Fréchet distance), tidy tables, CLI.
+
+PSNR and SSIM are tested in test_image_quality.py.
 
 Synthetic digits only (Gaussian strokes drawn here); no MNIST file is needed.
 """
@@ -23,7 +25,6 @@ from difflab.metrics.fid import (
     frechet_distance,
     inception_available,
 )
-from difflab.metrics.image_quality import mse_per_image, psnr_per_image, ssim_per_image, summarize
 from difflab.metrics.tables import COLUMNS, markdown_table, read_metrics, write_metrics
 
 
@@ -176,39 +177,6 @@ def test_fid_rows_carry_n_and_extractor(tmp_path, monkeypatch, capsys):
     assert "Inception FID skipped" in capsys.readouterr().err
     with pytest.raises(DifflabError, match="part_b.fid.inception"):
         fid_rows(real, fake, model, 4, {"inception": "yes"}, torch.device("cpu"), base)
-
-
-# ---------------------------------------------------------------- PSNR / SSIM
-
-def test_mse_and_psnr_closed_form():
-    x = torch.zeros(3, 1, 4, 4)
-    c = torch.tensor([0.1, 0.5, 1.0])
-    y = c[:, None, None, None].expand_as(x)
-    torch.testing.assert_close(mse_per_image(x, y), c.double() ** 2)
-    torch.testing.assert_close(psnr_per_image(x, y), -20 * torch.log10(c.double()))  # 10 log10(1 / c^2)
-    assert psnr_per_image(x, y)[1].item() == pytest.approx(6.0206, abs=1e-4)
-    assert torch.isinf(psnr_per_image(x, x)).all()
-
-
-def test_ssim_is_one_on_itself_and_falls_with_noise():
-    x, _ = synthetic_digits(6)
-    assert ssim_per_image(x, x).shape == (6,)
-    torch.testing.assert_close(ssim_per_image(x, x), torch.ones(6))
-    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-    means = [ssim_per_image(x, (x + s * noise).clamp(0, 1)).mean().item() for s in (0.05, 0.1, 0.3, 0.6)]
-    assert 1 > means[0] and all(a > b for a, b in zip(means, means[1:])), means
-
-
-def test_summarize():
-    assert summarize([1.0, 2.0, 3.0, 4.0]) == pytest.approx((2.5, math.sqrt(5 / 3)))
-    assert summarize(torch.tensor([3.0])) == (3.0, 0.0)
-    with pytest.raises(DifflabError):
-        summarize([])
-
-
-def test_image_metrics_reject_mismatched_shapes():
-    with pytest.raises(DifflabError, match="equal shape"):
-        psnr_per_image(torch.zeros(2, 1, 28, 28), torch.zeros(3, 1, 28, 28))
 
 
 # ---------------------------------------------------------------- tidy tables

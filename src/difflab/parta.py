@@ -212,15 +212,15 @@ def save_grid(ctx: Context, name: str, images: Tensor, nrow: int, **kwargs) -> N
 # --- shared pieces ------------------------------------------------------------------------------------------
 
 
-def quality(x: Tensor, x0: Tensor, ssim: bool = False) -> dict[str, Tensor]:
-    """Per-image MSE and PSNR (and SSIM when asked: it imports torchmetrics) of x against x0, images in [0, 1]."""
+def quality(x: Tensor, x0: Tensor, value_range: tuple[float, float], ssim: bool = False) -> dict[str, Tensor]:
+    """Per-image MSE and PSNR (and SSIM when asked: it imports torchmetrics) of x against x0, images in value_range."""
     from difflab.metrics.image_quality import mse_per_image, psnr_from_mse, ssim_per_image
 
     x, x0 = x.float().cpu(), x0.float().cpu()
-    mse = mse_per_image(x, x0)
-    scores = {"mse": mse, "psnr": psnr_from_mse(mse)}
+    mse = mse_per_image(x, x0, value_range)
+    scores = {"mse": mse, "psnr": psnr_from_mse(mse, value_range)}
     if ssim:
-        scores["ssim"] = ssim_per_image(x, x0)
+        scores["ssim"] = ssim_per_image(x, x0, value_range)
     return scores
 
 
@@ -301,7 +301,7 @@ def exp_forward(ctx: Context) -> str:
     abar = [float(schedule.abar(t)) for t in levels]
     for t, a, x_t in zip(levels, abar, noisy):
         ctx.metric(f"t={t}", "abar", a)
-        ctx.metric(f"t={t}", "psnr_mean", float(quality(clamp(ctx, x_t), x0)["psnr"].mean()), len(idx))
+        ctx.metric(f"t={t}", "psnr_mean", float(quality(clamp(ctx, x_t), x0, ctx.den.value_range)["psnr"].mean()), len(idx))
     titles = ["original"] + [f"t = {t}" for t in levels]
     save_grid(ctx, "forward.png", interleave([x0] + noisy), nrow=len(idx), titles=titles)
     text = (f"The forward process $x_t = \\sqrt{{\\bar\\alpha_t}}\\,x_0 + \\sqrt{{1-\\bar\\alpha_t}}\\,\\epsilon$ noises MNIST "
@@ -325,7 +325,7 @@ def exp_blur(ctx: Context) -> str:
         blurred = A.blur_denoise(x_t, schedule.abar(t), best[t])
         cols += [x_t, blurred]
         titles += [f"noisy t = {t}", f"blur σ = {best[t]:g}"]
-        psnr.append(float(quality(clamp(ctx, blurred), x0)["psnr"].mean()))
+        psnr.append(float(quality(clamp(ctx, blurred), x0, ctx.den.value_range)["psnr"].mean()))
         ctx.metric(f"t={t}", "blur_sigma", best[t])
         ctx.metric(f"t={t}", "blur_psnr_mean", psnr[-1], len(idx))
     save_grid(ctx, "blur.png", interleave(cols), nrow=len(idx), titles=titles)
@@ -350,7 +350,7 @@ def exp_one_step(ctx: Context) -> str:
         x0_hat = A.one_step_denoise(ctx.den, x_t, t, null)
         cols += [x_t, x0_hat]
         titles += [f"noisy t = {t}", "one-step"]
-        psnr.append(float(quality(clamp(ctx, x0_hat), x0)["psnr"].mean()))
+        psnr.append(float(quality(clamp(ctx, x0_hat), x0, ctx.den.value_range)["psnr"].mean()))
         ctx.metric(f"t={t}", "one_step_psnr_mean", psnr[-1], len(idx))
     save_grid(ctx, "one_step.png", interleave(cols), nrow=len(idx), titles=titles)
     text = (f"One-step denoising inverts the forward process with the model's noise estimate under the null condition "
@@ -384,7 +384,7 @@ def exp_iterative(ctx: Context) -> str:
     save_grid(ctx, "iterative_steps.png", interleave(shown + [final]), nrow=len(idx),
               titles=[f"t = {t}" for t in shown_t] + ["final"])
     methods = {"iterative": final, "one_step": one_step, "blur": blurred}
-    psnr = {m: float(quality(clamp(ctx, x), x0)["psnr"].mean()) for m, x in methods.items()}
+    psnr = {m: float(quality(clamp(ctx, x), x0, ctx.den.value_range)["psnr"].mean()) for m, x in methods.items()}
     for m, v in psnr.items():
         ctx.metric(f"t={t0}", f"{m}_psnr_mean", v, len(idx))
     save_grid(ctx, "iterative_compare.png", interleave([x0, x_t, final, one_step, blurred]), nrow=len(idx),
@@ -409,7 +409,7 @@ METHOD_NAMES = {"blur": "Gaussian blur", "one_step": "one-step", "iterative": "i
 
 
 def exp_benchmark(ctx: Context) -> str:
-    from difflab.metrics.image_quality import summarize
+    from difflab.metrics.image_quality import SSIM_CONVENTION, summarize
 
     n = _int(ctx.settings, "benchmark_num_images", 1)
     test, _ = ctx.split("test")
@@ -432,7 +432,7 @@ def exp_benchmark(ctx: Context) -> str:
                                              desc=f"benchmark t={t}"),
         }
         for method, x in outputs.items():
-            scores = quality(clamp(ctx, x), x0, ssim=True)
+            scores = quality(clamp(ctx, x), x0, ctx.den.value_range, ssim=True)
             results[method, t] = {k: summarize(v) for k, v in scores.items()}
             for k, (mean, std) in results[method, t].items():
                 ctx.metric(f"t={t}", f"{method}_{k}_mean", mean, n)
@@ -460,7 +460,7 @@ def exp_benchmark(ctx: Context) -> str:
         text += (f" The two measures disagree there: {METHOD_NAMES[best_psnr]} has the best PSNR (the lowest squared error, "
                  f"which an average of plausible digits wins) and {METHOD_NAMES[best_ssim]} the best SSIM (local structure).")
     table = "\n".join(lines) + (f"\n\n: Denoiser benchmark on {n} MNIST test images, mean ± std, T = {ctx.T}; "
-                                f"seed {ctx.seed} {{#tbl-a-benchmark}}\n")
+                                f"SSIM: {SSIM_CONVENTION}; seed {ctx.seed} {{#tbl-a-benchmark}}\n")
     caption = f"MSE, PSNR and SSIM (mean ± std over {n} test images) of blur, one-step and iterative denoising vs t (T = {ctx.T}); seed {ctx.seed}"
     return text + "\n\n" + table + "\n" + ctx.figure("benchmark.png", caption, "benchmark") + "\n"
 
@@ -541,7 +541,7 @@ def exp_sdedit(ctx: Context) -> str:
     outs, starts, t_values = _sdedit_series(ctx, x0, digit_conditions(ctx, labels.tolist()), "sdedit_i_starts", "sdedit")
     psnr = []
     for i, x in zip(starts, outs):
-        psnr.append(float(quality(clamp(ctx, x), x0)["psnr"].mean()))
+        psnr.append(float(quality(clamp(ctx, x), x0, ctx.den.value_range)["psnr"].mean()))
         ctx.metric(f"i_start={i}", "psnr_to_input_mean", psnr[-1], len(idx))
     save_grid(ctx, "sdedit.png", interleave(outs + [x0]), nrow=len(idx),
               titles=[f"i={i} (t={t})" for i, t in zip(starts, t_values)] + ["original"])
@@ -580,7 +580,7 @@ def exp_sdedit_inputs(ctx: Context) -> str:
     outs, starts, t_values = _sdedit_series(ctx, x0, cond, "sdedit_i_starts", "sdedit_inputs")
     save_grid(ctx, "sdedit_inputs.png", interleave(outs + [x0]), nrow=len(images), row_labels=names,
               titles=[f"i={i} (t={t})" for i, t in zip(starts, t_values)] + ["input"])
-    psnr = [float(quality(clamp(ctx, x), x0)["psnr"].mean()) for x in outs]
+    psnr = [float(quality(clamp(ctx, x), x0, ctx.den.value_range)["psnr"].mean()) for x in outs]
     for i, v in zip(starts, psnr):
         ctx.metric(f"i_start={i}", "psnr_to_input_mean", v, len(images))
     text = (f"The same SDEdit series on inputs the pipeline makes itself: {len(hand)} digit(s) drawn as pen strokes "

@@ -272,7 +272,7 @@ def ood(args) -> None:
         line = {"σ": sigma}
         parameter = f"sigma={sigma:g}"
         for key, image in outputs.items():
-            mse, psnr = mse_per_image(image, x_eval).mean().item(), psnr_per_image(image, x_eval).mean().item()
+            mse, psnr = mse_per_image(image, x_eval).mean().item(), psnr_per_image(image, x_eval, value_range=(0.0, 1.0)).mean().item()
             line[f"{key} MSE"], line[f"{key} PSNR"] = mse, psnr
             model, epoch = {"unet": ("denoiser", dck["epoch"]), "blur": ("gaussian_blur", None), "ddpm": ("time", tck["epoch"])}[key]
             rows += [{"experiment": "ood", "model": model, "epoch": epoch, "parameter": parameter, "metric": "mse_mean", "value": mse, "n": n},
