@@ -4,7 +4,8 @@
 - `stroke_digit`: the "hand-drawn" inputs of A.1.7.1, digits drawn as pen strokes (polylines with round caps,
   drawn 8x larger and downsampled, so anti-aliased), with an optional seeded wobble of the pen;
 - `font_digit`: the "web" input, a digit set in DejaVu Sans, the TrueType font shipped with matplotlib;
-- `load_user_image` / `load_user_images`: PNG, JPEG, GIF, BMP or WebP files a user drops into data/images/.
+- `load_user_image` / `load_user_images`: PNG, JPEG, GIF, BMP, WebP or TIFF files a user drops into data/images/
+  (transparent ones included: alpha is the ink when the colour alone shows no digit).
 
 Everything that is not an MNIST image goes through `center_like_mnist`, MNIST's own preprocessing: the digit's
 bounding box is scaled to fit a 20 x 20 box (aspect kept, anti-aliased) and placed in the 28 x 28 frame with its
@@ -16,12 +17,13 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -29,7 +31,7 @@ from difflab import DifflabError
 
 SIZE = 28  # MNIST frame
 BOX = 20  # MNIST fits each digit's bounding box into 20 x 20
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 40-megapixel image decodes to >= 40 MB; anything larger is refused unread
 MIN_SIDE = 8
@@ -162,45 +164,116 @@ def font_digit(digit: int, family: str = "DejaVu Sans") -> Tensor:
 
 # --- user images --------------------------------------------------------------------------------------------
 
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # one band, more than 8 bits: read as numbers
+MIN_CONTRAST = 0.05  # a spread below this (on [0, 1]) is "no contrast", as load_user_image's "no digit" test
+ORIENTATION_TAG = 0x0112  # EXIF/TIFF tag 274; its value -> the transpose that shows the pixels upright (EXIF 2.32)
+ORIENTATION_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+                         5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                         8: Image.Transpose.ROTATE_90}
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception as one short line: 'struct.error: argument out of range' (its first line, at most 160 chars)."""
+    kind = type(exc).__qualname__ if type(exc).__module__ == "builtins" else f"{type(exc).__module__}.{type(exc).__qualname__}"
+    text = " ".join(str(exc).split("\n", 1)[0].split())
+    return f"{kind}: {text[:160]}" if text else kind
+
+
+def _spread(values: np.ndarray) -> float:
+    """Robust contrast of values in [0, 1]: the 99.9th minus the 0.1st percentile of a non-empty array, so a few
+    stray pixels do not count but a digit covering 0.1% of the area does."""
+    low, high = np.percentile(values, [0.1, 99.9])
+    return float(high - low)
+
+
+def _upright(im: Image.Image, notes: list[str]) -> Image.Image:
+    """The image turned upright by its EXIF Orientation tag (1-8; other values are ignored with a note).
+
+    Pillow's ImageOps.exif_transpose is not used: after transposing it re-serialises the whole EXIF block, which
+    raises struct.error on a malformed but irrelevant entry (e.g. an XResolution rational with denominator 0)."""
+    orientation = im.getexif().get(ORIENTATION_TAG, 1)
+    if orientation in ORIENTATION_TRANSPOSE:
+        return im.transpose(ORIENTATION_TRANSPOSE[orientation])
+    if orientation != 1:
+        notes.append(f"EXIF orientation {orientation!r} is not 1-8: ignored")
+    return im
+
+
+def _luminance_and_alpha(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(luminance, alpha) of a PIL image as float (H, W) arrays in [0, 1]; alpha is None without transparency.
+
+    Transparency is an alpha band (RGBA, LA, PA, RGBa, La) or a transparent colour or palette entry in
+    `im.info["transparency"]` (P, L, RGB, 1 from PNG tRNS or a GIF transparent index; I;16 from 16-bit PNG tRNS).
+    Luminance is Pillow's ITU-R 601-2 luma L = 0.299 R + 0.587 G + 0.114 B of the un-premultiplied colour;
+    16-bit or 32-bit grayscale is scaled by 65535 (or 255 when it fits in 8 bits), float images by their maximum.
+    """
+    transparency = im.info.get("transparency")
+    if im.mode in WIDE_MODES:
+        raw = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or raw.max() > 255 else 255.0
+        if im.mode == "F":
+            top = max(float(raw.max()), 1e-12)
+        notes.append(f"{im.mode} ({'16-bit' if top == 65535.0 else 'wide'} grayscale): scaled to [0, 1]")
+        alpha = (raw != transparency).astype(np.float32) if isinstance(transparency, (int, float)) else None
+        return np.clip(raw / top, 0, 1).astype(np.float32), alpha
+    if im.mode == "La":  # premultiplied: Pillow converts it to RGBA only through LA
+        im = im.convert("LA")
+    if "A" in im.getbands() or "a" in im.getbands() or transparency is not None:
+        rgba = im.convert("RGBA")
+        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+        return np.asarray(rgba.convert("RGB").convert("L"), dtype=np.float32) / 255.0, alpha
+    if im.mode not in ("L", "RGB", "1", "P"):
+        notes.append(f"{im.mode}: converted to RGB")
+    if im.mode not in ("L", "RGB", "1"):
+        im = im.convert("RGB")
+    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0, None
+
+
+def flatten_alpha(luminance: np.ndarray, alpha: np.ndarray, mode: str, notes: list[str]) -> np.ndarray:
+    """One grayscale (H, W) image in [0, 1] from luminance and alpha (both (H, W) in [0, 1]), with a note.
+
+    If the colour has (almost) no contrast inside the opaque area (alpha >= half its maximum; spread of luminance
+    < MIN_CONTRAST) but alpha has, the drawing is in the alpha channel alone (e.g. a white digit on a transparent
+    background): alpha is returned as the ink. Otherwise the image is composited onto white paper with the "over"
+    operator (Porter & Duff 1984): gray = alpha * luminance + (1 - alpha) * 1.
+    """
+    colour = _spread(luminance[alpha >= 0.5 * float(alpha.max())])
+    coverage = _spread(alpha)
+    if colour < MIN_CONTRAST <= coverage:
+        notes.append(f"{mode} with transparency: the colour is uniform where opaque (contrast {colour:.2f}), "
+                     f"so alpha (contrast {coverage:.2f}) is the ink")
+        return alpha
+    notes.append(f"{mode} with transparency: composited onto white")
+    return alpha * luminance + (1.0 - alpha)
+
 
 def _to_gray(im: Image.Image, notes: list[str]) -> np.ndarray:
-    """Any PIL image as a float (H, W) luminance array in [0, 1]; each non-trivial conversion adds a note."""
-    if getattr(im, "n_frames", 1) > 1:
-        notes.append(f"animated ({im.n_frames} frames): used the first frame")
-        im.seek(0)
-    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        if im.mode == "F":
-            top = max(float(arr.max()), 1e-12)
-        notes.append(f"{im.mode} ({'16-bit' if top == 65535.0 else 'wide'} grayscale): scaled to [0, 1]")
-        return np.clip(arr / top, 0, 1).astype(np.float32)
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        notes.append(f"{im.mode} with transparency: composited onto white")
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(white, rgba)
-    elif im.mode not in ("L", "RGB", "1"):
-        notes.append(f"{im.mode}: converted to RGB")
-        im = im.convert("RGB")
-    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    """Any PIL image as a float (H, W) gray array in [0, 1] (see _luminance_and_alpha and flatten_alpha); each
+    non-trivial conversion adds a note. A fully opaque alpha channel is ignored."""
+    luminance, alpha = _luminance_and_alpha(im, notes)
+    if alpha is None or float(alpha.min()) >= 1.0:
+        return luminance
+    return flatten_alpha(luminance, alpha, im.mode, notes)
 
 
 def read_gray(path: str | os.PathLike, notes: list[str], min_side: int = MIN_SIDE) -> np.ndarray:
-    """An image file as a float (H, W) luminance array in [0, 1] (see _to_gray), with every problem a one-line
-    DifflabError naming the file: missing, empty, too large (bytes or pixels), not an image, truncated,
-    smaller than min_side. EXIF orientation is applied."""
+    """An image file as a float (H, W) gray array in [0, 1] (first frame, EXIF orientation applied, see _to_gray).
+
+    Raises a one-line DifflabError naming the file for every problem: missing, not a regular file, empty, too
+    large (bytes or pixels), not an image, truncated, smaller than min_side, and any other exception Pillow or
+    its decoders raise on malformed data (struct.error, TypeError, ZeroDivisionError, ...), named with its type.
+    """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as exc:
-        raise DifflabError(f"{path}: cannot read ({exc.strerror})") from None
-    if size == 0:
+        raise DifflabError(f"{path}: cannot read ({exc.strerror or describe_error(exc)})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise DifflabError(f"{path}: not a regular file; expected an image file")
+    if info.st_size == 0:
         raise DifflabError(f"{path}: empty file (0 bytes); expected a PNG or JPEG image")
-    if size > MAX_FILE_BYTES:
-        raise DifflabError(f"{path}: {size / 1e6:.0f} MB is too large; expected an image under {MAX_FILE_BYTES // 2**20} MiB")
+    if info.st_size > MAX_FILE_BYTES:
+        raise DifflabError(f"{path}: {info.st_size / 1e6:.0f} MB is too large; expected an image under {MAX_FILE_BYTES // 2**20} MiB")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -210,9 +283,11 @@ def read_gray(path: str | os.PathLike, notes: list[str], min_side: int = MIN_SID
                     raise DifflabError(f"{path}: {w} x {h} pixels is too large; expected at most {MAX_PIXELS // 10**6} megapixels")
                 if min(w, h) < min_side:
                     raise DifflabError(f"{path}: {w} x {h} pixels is too small; expected at least {min_side} x {min_side}")
+                if getattr(im, "n_frames", 1) > 1:  # animated GIF/PNG/WebP, multi-page TIFF
+                    notes.append(f"animated ({im.n_frames} frames): used the first frame")
+                    im.seek(0)
                 im.load()
-                im = ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
-                return _to_gray(im, notes)
+                return _to_gray(_upright(im, notes), notes)
     except DifflabError:
         raise
     except UnidentifiedImageError:
@@ -220,28 +295,30 @@ def read_gray(path: str | os.PathLike, notes: list[str], min_side: int = MIN_SID
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DifflabError(f"{path}: too large (Pillow's decompression-bomb guard); expected at most {MAX_PIXELS // 10**6} megapixels") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise DifflabError(f"{path}: truncated or corrupt image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise DifflabError(f"{path}: truncated or corrupt image ({describe_error(exc)})") from None
+    except Exception as exc:  # a decoder meeting malformed data: struct.error, TypeError, ZeroDivisionError, ...
+        raise DifflabError(f"{path}: malformed image ({describe_error(exc)})") from None
 
 
 def load_user_image(path: str | os.PathLike) -> tuple[Tensor, list[str]]:
-    """A user's picture of a digit as a 1 x 28 x 28 MNIST-like image, and notes on what was done to it.
+    """A user's picture of a digit as a 1 x 28 x 28 MNIST-like image in [0, 1], and notes on what was done to it.
 
-    Steps: read_gray's checks and conversions (first frame of an animation, transparency composited onto
-    white, 16-bit scaled, to luminance). If the border is light (median of the outermost pixels > 0.5) the
-    image is inverted to a white digit on black. The background level (that median) is subtracted and the
-    contrast stretched to [0, 1], then `center_like_mnist`. Every problem is a one-line DifflabError naming the file.
+    Steps: read_gray's checks and conversions (first frame, EXIF orientation, 16-bit scaled, transparency: alpha
+    as the ink when the colour is uniform where opaque, else composited onto white; to luminance). If the border is
+    light (median of the outermost pixels > 0.5) the image is inverted to a white digit on black. The background
+    level (that median) is subtracted and the contrast stretched to [0, 1], then `center_like_mnist`.
+    Every problem is a one-line DifflabError naming the file.
     """
     path = Path(path)
     notes: list[str] = []
     gray = read_gray(path, notes)
-
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     background = float(np.median(border))
     if background > 0.5:
         notes.append(f"light background (border median {background:.2f}): inverted to white-on-black like MNIST")
         gray, background = 1.0 - gray, 1.0 - background
     ink = np.clip(gray - background, 0, None)
-    if ink.max() < 0.05:
+    if ink.max() < MIN_CONTRAST:
         raise DifflabError(f"{path}: no digit found (the image is almost uniform); expected a dark digit on light paper or the reverse")
     return center_like_mnist(ink / ink.max()), notes
 
@@ -252,21 +329,35 @@ def digit_in_name(path: str | os.PathLike) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def skip_reason(path: str | os.PathLike, exc: Exception) -> str:
+    """Why one user file was skipped, as one line without the path: a DifflabError's text after 'path: ',
+    any other exception as 'unexpected error (type: message)'."""
+    if isinstance(exc, DifflabError):
+        text = " ".join(str(exc).split())
+        return text.removeprefix(f"{Path(path)}: ") or "unreadable"
+    return f"unexpected error ({describe_error(exc)})"
+
+
 def load_user_images(folder: str | os.PathLike) -> tuple[list[tuple[str, Tensor, list[str]]], list[tuple[str, str]]]:
     """Every image file in `folder` (sorted by name): ([(path, image, notes)], [(path, reason skipped)]).
 
-    A missing folder holds no images. Files that fail `load_user_image` are skipped with their one-line reason;
-    other suffixes (e.g. README.md, .gitkeep) are ignored.
+    A missing folder holds no images; one that cannot be listed is a DifflabError. Every non-folder entry with an
+    image suffix (IMAGE_SUFFIXES, any case) goes through `load_user_image`; one that raises any Exception is skipped
+    with its one-line `skip_reason` (the caller logs it), never stopping the others. Other suffixes are ignored.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return [], []
+    try:
+        entries = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
+    except OSError as exc:
+        raise DifflabError(f"{folder}: cannot list the images folder ({exc.strerror or describe_error(exc)})") from None
     loaded, skipped = [], []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+    for path in entries:
         try:
             image, notes = load_user_image(path)
-        except DifflabError as exc:
-            skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
+        except Exception as exc:  # one bad file is a reason in the report, never a crash of the whole job
+            skipped.append((str(path), skip_reason(path, exc)))
             continue
         loaded.append((str(path), image, notes))
     return loaded, skipped
