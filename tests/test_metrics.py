@@ -171,10 +171,10 @@ def test_fid_rows_carry_n_and_extractor(tmp_path, monkeypatch, capsys):
     fake, _ = synthetic_digits(40, seed=1)
     base = {"experiment": "fid", "model": "class", "epoch": 5, "parameter": "guidance=5"}
     rows = fid_rows(real, fake, model, 4, {"inception": "auto"}, torch.device("cpu"), base)
-    assert len(rows) == 1
+    assert [r["metric"] for r in rows] == ["fid", "kid", "kid_std"]  # KID: tests/test_kid.py
     assert rows[0]["n"] == 40 and rows[0]["extractor"] == classifier_extractor_name(4) == "mnist-classifier(width=4)"
     assert rows[0]["value"] == pytest.approx(fid_score(real, fake, ClassifierFeatures(model)))
-    assert "Inception FID skipped" in capsys.readouterr().err
+    assert "Inception FID and KID skipped" in capsys.readouterr().err
     with pytest.raises(DifflabError, match="part_b.fid.inception"):
         fid_rows(real, fake, model, 4, {"inception": "yes"}, torch.device("cpu"), base)
 

@@ -25,11 +25,16 @@ from difflab.runtime import make_generator
 SETTINGS_KEYS = ("epochs", "batch_size", "lr", "width")
 
 
+def feature_dim(width: int) -> int:
+    """Number of penultimate features (the FID/KID feature dimension) of a width-W classifier: 4W."""
+    return 4 * width
+
+
 class MnistClassifier(nn.Module):
     def __init__(self, width: int = 32):
         super().__init__()
         self.width = width
-        self.num_features = 4 * width
+        self.num_features = feature_dim(width)
         self.conv = nn.Sequential(
             nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),

@@ -1,8 +1,8 @@
 """`difflab metrics <sub-verb>`: train the MNIST classifier, score generated samples, measure the FID floor.
 
     train-classifier  train the CNN, write its checkpoint and its test accuracy
-    fid               FID of a samples file against as many MNIST test images (+ class accuracy)
-    real-floor        FID of the first N train images against the first N test images (the floor)
+    fid               FID and KID of a samples file against as many MNIST test images (+ class accuracy)
+    real-floor        FID and KID of the first N train images against the first N test images (the floor)
 
 Every sub-verb writes a tidy metrics CSV (see difflab.metrics.tables).
 """
@@ -72,22 +72,57 @@ def load_samples(path: str) -> tuple[torch.Tensor, np.ndarray]:
     return torch.from_numpy(images.astype(np.float32)).clamp(0, 1)[:, None], labels.astype(np.int64)
 
 
+def warn_if_fid_biased(n: int, feature_dim: int) -> None:
+    """One warning line on stderr (the job's log) when FID on n images with `feature_dim` features is bias-dominated."""
+    from difflab.metrics.fid import fid_bias_dominates
+
+    if fid_bias_dominates(n, feature_dim):
+        print(f"difflab metrics: warning: FID on n = {n} samples with {feature_dim} features is dominated by its bias; compare KID",
+              file=sys.stderr)
+
+
 def fid_rows(real: torch.Tensor, fake: torch.Tensor, classifier, width: int, settings: dict, device: torch.device, base: dict) -> list[dict]:
-    """FID rows for one pair of image sets: the MNIST-classifier FID, plus Inception FID when its weights are on disk."""
-    from difflab.metrics.fid import INCEPTION_EXTRACTOR, ClassifierFeatures, classifier_extractor_name, fid_score, inception_available, inception_fid
+    """fid, kid and kid_std rows for one pair of image sets: on the MNIST-classifier features, and on Inception's
+    when its weights are on disk. Settings (the part_b.fid config section): inception (auto | off),
+    kid_subset_size and kid_subsets (defaults KID_SUBSET_SIZE, KID_SUBSETS)."""
+    from difflab.metrics.fid import (
+        INCEPTION_EXTRACTOR,
+        INCEPTION_FEATURES,
+        KID_SUBSET_SIZE,
+        KID_SUBSETS,
+        ClassifierFeatures,
+        check_kid_settings,
+        classifier_extractor_name,
+        fid_score,
+        inception_available,
+        inception_fid,
+        inception_kid,
+        kid_score,
+    )
 
     mode = settings.get("inception", "auto")
     if mode not in INCEPTION_MODES:
         raise DifflabError(f"config key 'part_b.fid.inception' is {mode!r}; expected auto or off")
+    kid_settings = settings.get("kid_subset_size", KID_SUBSET_SIZE), settings.get("kid_subsets", KID_SUBSETS)
+    check_kid_settings(*kid_settings)
     n = fake.shape[0]
-    rows = [{**base, "metric": "fid", "value": fid_score(real, fake, ClassifierFeatures(classifier)), "n": n,
-             "extractor": classifier_extractor_name(width)}]
+
+    def rows_for(extractor: str, feature_dim: int, fid: float, kid: tuple[float, float]) -> list[dict]:
+        warn_if_fid_biased(min(n, real.shape[0]), feature_dim)
+        common = {**base, "n": n, "extractor": extractor}
+        return [{**common, "metric": "fid", "value": fid}, {**common, "metric": "kid", "value": kid[0]},
+                {**common, "metric": "kid_std", "value": kid[1]}]
+
+    features = ClassifierFeatures(classifier)
+    rows = rows_for(classifier_extractor_name(width), features.num_features, fid_score(real, fake, features),
+                    kid_score(real, fake, features, *kid_settings))
     if mode == "auto":
         ok, reason = inception_available()
         if ok:
-            rows.append({**base, "metric": "fid", "value": inception_fid(real, fake, device), "n": n, "extractor": INCEPTION_EXTRACTOR})
+            rows += rows_for(INCEPTION_EXTRACTOR, INCEPTION_FEATURES, inception_fid(real, fake, device),
+                             inception_kid(real, fake, device, *kid_settings))
         else:
-            print(f"difflab metrics: Inception FID skipped: {reason}", file=sys.stderr)
+            print(f"difflab metrics: Inception FID and KID skipped: {reason}", file=sys.stderr)
     return rows
 
 
@@ -158,7 +193,7 @@ def real_floor_cmd(args) -> None:
     base = {"experiment": "fid_floor", "model": "mnist-train", "epoch": None, "parameter": ""}
     rows = fid_rows(test_x[:args.n], train_x[:args.n], model, ckpt["width"], args.settings, device, base)
     write_metrics(args.out, rows)
-    print("; ".join(f"FID floor {r['value']:.4g} ({r['extractor']})" for r in rows) + f", n={args.n} -> {args.out}")
+    print("; ".join(f"floor {r['metric']} {r['value']:.4g} ({r['extractor']})" for r in rows) + f", n={args.n} -> {args.out}")
 
 
 def cli(argv: list[str]) -> None:
@@ -172,7 +207,7 @@ def cli(argv: list[str]) -> None:
     p.add_argument("--metrics-out", required=True, help="tidy CSV with the test accuracy")
     p.set_defaults(run=train_classifier_cmd)
 
-    p = sub.add_parser("fid", help="FID (and class accuracy) of a samples file")
+    p = sub.add_parser("fid", help="FID, KID (and class accuracy) of a samples file")
     p.add_argument("--data", required=True, help="results/data/mnist.npz")
     p.add_argument("--classifier", required=True, help="classifier checkpoint")
     p.add_argument("--samples", required=True, help="npz with images (N x 28 x 28 in [0, 1]) and labels (class or -1)")
@@ -181,15 +216,15 @@ def cli(argv: list[str]) -> None:
     p.add_argument("--epoch", type=optional_int, default=None, help="training epoch of the model ('' or omitted: none)")
     p.add_argument("--parameter", default="", help='the swept setting, e.g. "guidance=5"')
     p.add_argument("--out", required=True, help="tidy CSV to write")
-    p.add_argument("--settings", type=json_object, default={}, help="JSON: device, inception (auto | off)")
+    p.add_argument("--settings", type=json_object, default={}, help="JSON: device, inception (auto | off), kid_subset_size, kid_subsets")
     p.set_defaults(run=fid_cmd)
 
-    p = sub.add_parser("real-floor", help="FID of N train images against N test images")
+    p = sub.add_parser("real-floor", help="FID and KID of N train images against N test images")
     p.add_argument("--data", required=True, help="results/data/mnist.npz")
     p.add_argument("--classifier", required=True, help="classifier checkpoint")
     p.add_argument("--n", required=True, type=int, help="images per side")
     p.add_argument("--out", required=True, help="tidy CSV to write")
-    p.add_argument("--settings", type=json_object, default={}, help="JSON: device, inception (auto | off)")
+    p.add_argument("--settings", type=json_object, default={}, help="JSON: device, inception (auto | off), kid_subset_size, kid_subsets")
     p.set_defaults(run=real_floor_cmd)
 
     args = parser.parse_args(argv)
