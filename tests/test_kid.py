@@ -9,7 +9,7 @@ from torch import nn
 
 from difflab import DifflabError
 from difflab.metrics.classifier import init_classifier, train_classifier
-from difflab.metrics.cli import fid_rows
+from difflab.metrics.scores import fid_rows
 from difflab.metrics.fid import (
     INCEPTION_EXTRACTOR,
     ClassifierFeatures,
@@ -57,7 +57,7 @@ def random_images(n: int, seed: int, brightness: float = 1.0) -> torch.Tensor:
 def features():
     """Penultimate features (32) of a width-8 classifier trained on 600 synthetic digits."""
     x, y = synthetic_digits(600, seed=1)
-    model, _ = train_classifier(x, y, {"epochs": 3, "batch_size": 50, "lr": 1e-2, "width": 8}, "cpu", seed=0, show_progress=False)
+    model, _ = train_classifier(x, y, epochs=3, batch_size=50, lr=1e-2, width=8, seed=0, device="cpu", show_progress=False)
     return ClassifierFeatures(model)
 
 
@@ -151,7 +151,7 @@ def test_fid_rows_add_kid_and_warn_at_small_n(tmp_path, monkeypatch, capsys):
     fake, _ = synthetic_digits(40, seed=1)
     base = {"experiment": "fid_floor", "model": "mnist-train", "epoch": None, "parameter": ""}
     settings = {"inception": "off", "kid_subset_size": 10, "kid_subsets": 7}
-    rows = fid_rows(real, fake, model, 4, settings, torch.device("cpu"), base)
+    rows = fid_rows(real, fake, model, 4, base, torch.device("cpu"), **settings)
     assert [r["metric"] for r in rows] == ["fid", "kid", "kid_std"]
     for row in rows:
         assert {k: row[k] for k in base} == base and row["n"] == 40 and row["extractor"] == "mnist-classifier(width=4)"
@@ -159,8 +159,6 @@ def test_fid_rows_add_kid_and_warn_at_small_n(tmp_path, monkeypatch, capsys):
     assert rows[1]["value"] == mean and rows[2]["value"] == std > 0
     assert "warning" not in capsys.readouterr().err  # n = 40 > 16 features
 
-    fid_rows(real[:16], fake[:16], model, 4, settings, torch.device("cpu"), base)
+    fid_rows(real[:16], fake[:16], model, 4, base, torch.device("cpu"), **settings)
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["difflab metrics: warning: FID on n = 16 samples with 16 features is dominated by its bias; compare KID"]
-    with pytest.raises(DifflabError, match="part_b.fid.kid_subset_size"):
-        fid_rows(real, fake, model, 4, {"kid_subset_size": 1}, torch.device("cpu"), base)

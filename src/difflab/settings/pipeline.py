@@ -124,12 +124,16 @@ class SampleCfgSweep:
 class Fid:
     device: str
     inception: str
+    kid_subset_size: int
+    kid_subsets: int
 
 
 @job("metrics.fid_floor", "part_b.fid")
 class FidFloor:
     device: str
     inception: str
+    kid_subset_size: int
+    kid_subsets: int
     real_floor_num_images: int
 
 
