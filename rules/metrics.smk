@@ -85,18 +85,3 @@ rule fid_floor:
 def fid_tables(wildcards=None):
     per_epoch = [f"results/metrics/fid/{kind}_epoch_{e}.csv" for kind in ("time", "class") for e in kept_epochs(kind)]
     return per_epoch + ["results/metrics/fid/floor.csv", "results/metrics/classifier.csv"]
-
-
-rule fid_table:
-    input:
-        fid_tables(),
-    output:
-        snippet="results/report/snippets/part_b_fid.md",
-        figures=directory("results/part_b/fid"),
-    params:
-        settings=settings_json(PB, profile=PROFILE),
-    log:
-        "results/logs/metrics/fid_table.log",
-    shell:
-        "{DIFFLAB} partb fid-table --metrics {input} --settings {params.settings:q}"
-        " --out-dir {output.figures} --snippet {output.snippet} > {log} 2>&1"

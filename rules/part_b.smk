@@ -53,47 +53,8 @@ rule keep_checkpoint:
         "cp {input} {output}.partial && mv {output}.partial {output}"
 
 
-rule denoiser_figures:
-    input:
-        data=MNIST,
-        checkpoints=[kept_checkpoint("denoiser", e) for e in kept_epochs("denoiser")],
-    output:
-        snippet="results/report/snippets/part_b_denoiser.md",
-        figures=directory("results/part_b/denoiser/figures"),
-    params:
-        settings=settings_json(PB, profile=PROFILE),
-    log:
-        "results/logs/part_b/denoiser_figures.log",
-    benchmark:
-        "results/benchmarks/part_b/denoiser_figures.tsv"
-    threads: 1
-    shell:
-        "{DIFFLAB} partb denoiser-figures --data {input.data} --checkpoints {input.checkpoints}"
-        " --settings {params.settings:q} --out-dir {output.figures} --snippet {output.snippet} > {log} 2>&1"
 
 
-rule ood:
-    input:
-        data=MNIST,
-        denoiser=final_checkpoint("denoiser"),
-        time_model=final_checkpoint("time"),
-    output:
-        snippet="results/report/snippets/part_b_ood.md",
-        figures=directory("results/part_b/ood"),
-        metrics="results/metrics/part_b_ood.csv",
-    params:
-        settings=settings_json(PB, profile=PROFILE),
-    log:
-        "results/logs/part_b/ood.log",
-    benchmark:
-        "results/benchmarks/part_b/ood.tsv"
-    threads: 1
-    resources:
-        gpu=1,
-    shell:
-        "{DIFFLAB} partb ood --data {input.data} --denoiser {input.denoiser} --time-model {input.time_model}"
-        " --settings {params.settings:q} --out-dir {output.figures} --snippet {output.snippet}"
-        " --metrics-out {output.metrics} 2>&1 | tee {log}"
 
 
 rule sample_for_fid:
@@ -134,57 +95,3 @@ rule sample_cfg_sweep:
     shell:
         "{DIFFLAB} partb sample --checkpoint {input.checkpoint} --n {params.n} --guidance {wildcards.guidance}"
         " --settings {params.settings:q} --out {output} 2>&1 | tee {log}"
-
-
-rule ddpm_figures:
-    input:
-        checkpoints=lambda w: [kept_checkpoint(w.ddpm, e) for e in kept_epochs(w.ddpm)],
-    output:
-        snippet="results/report/snippets/part_b_{ddpm}.md",
-        figures=directory("results/part_b/{ddpm}/figures"),
-    params:
-        settings=settings_json(PB, profile=PROFILE),
-    log:
-        "results/logs/part_b/{ddpm}_figures.log",
-    benchmark:
-        "results/benchmarks/part_b/{ddpm}_figures.tsv"
-    threads: 1
-    resources:
-        gpu=1,
-    shell:
-        "{DIFFLAB} partb ddpm-figures --model {wildcards.ddpm} --checkpoints {input.checkpoints}"
-        " --settings {params.settings:q} --out-dir {output.figures} --snippet {output.snippet} 2>&1 | tee {log}"
-
-
-rule cfg_figures:
-    input:
-        checkpoint=final_checkpoint("class"),
-        metrics=expand("results/metrics/fid/cfg_guidance_{guidance}.csv", guidance=CFG_SCALES),
-    output:
-        snippet="results/report/snippets/part_b_cfg.md",
-        figures=directory("results/part_b/cfg/figures"),
-    params:
-        settings=settings_json(PB, profile=PROFILE),
-    log:
-        "results/logs/part_b/cfg_figures.log",
-    benchmark:
-        "results/benchmarks/part_b/cfg_figures.tsv"
-    threads: 1
-    resources:
-        gpu=1,
-    shell:
-        "{DIFFLAB} partb cfg-figures --checkpoint {input.checkpoint} --metrics {input.metrics}"
-        " --settings {params.settings:q} --out-dir {output.figures} --snippet {output.snippet} 2>&1 | tee {log}"
-
-
-rule models_table:
-    input:
-        checkpoints=[final_checkpoint(kind) for kind in KINDS],
-        classifier="results/classifier/classifier.pt",
-    output:
-        "results/report/snippets/part_b_models.md",
-    log:
-        "results/logs/part_b/models.log",
-    shell:
-        "{DIFFLAB} partb models --checkpoints {input.checkpoints} --classifier {input.classifier}"
-        " --snippet {output} > {log} 2>&1"
