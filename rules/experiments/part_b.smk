@@ -27,6 +27,22 @@ def part_b_final_ddpm(wildcards):
     return final_checkpoint(wildcards.ddpm)
 
 
+# Input functions, evaluated when the DAG is built, so these helpers of the metrics stage may be defined in a
+# file included after this one.
+def part_b_fid_metrics(wildcards):
+    """The FID CSVs per evaluation epoch, the floor and the classifier's accuracy."""
+    return fid_tables()
+
+
+def part_b_cfg_metrics(wildcards):
+    """The FID CSVs of the guidance sweep."""
+    return expand("results/metrics/fid/cfg_guidance_{guidance}.csv", guidance=CFG_SCALES)
+
+
+def part_b_classifier(wildcards):
+    return CLASSIFIER
+
+
 localrules: part_b_cfg_tradeoff, part_b_fid
 
 
@@ -144,7 +160,7 @@ rule part_b_cfg:
 
 rule part_b_cfg_tradeoff:
     input:
-        metrics=expand("results/metrics/fid/cfg_guidance_{guidance}.csv", guidance=CFG_SCALES),
+        metrics=part_b_cfg_metrics,
     output:
         result="results/experiments/part_b/cfg_tradeoff/result.npz",
         facts="results/experiments/part_b/cfg_tradeoff/facts.json",
@@ -163,7 +179,7 @@ rule part_b_cfg_tradeoff:
 
 rule part_b_fid:
     input:
-        metrics=fid_tables(),
+        metrics=part_b_fid_metrics,
     output:
         result="results/experiments/part_b/fid/result.npz",
         facts="results/experiments/part_b/fid/facts.json",
@@ -183,7 +199,7 @@ rule part_b_fid:
 rule part_b_models:
     input:
         checkpoints=[final_checkpoint(kind) for kind in KINDS],
-        classifier=CLASSIFIER,
+        classifier=part_b_classifier,
     output:
         result="results/experiments/part_b/models/result.npz",
         facts="results/experiments/part_b/models/facts.json",
