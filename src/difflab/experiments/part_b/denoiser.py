@@ -35,9 +35,11 @@ def gaussian_blur(x, sigma: float):
     return lowpass(x, gaussian_kernel_size(sigma), sigma)
 
 
-def best_blur_sigma(noisy, clean, candidates=BLUR_SIGMAS) -> float:
+def best_blur_sigma(clean, noisy, candidates=BLUR_SIGMAS) -> float:
     """The candidate sigma_b whose blur of `noisy` (clipped to [0, 1]) has the lowest mean MSE against `clean`:
-    argmin_b mean_i ||clip(G_b * z_i) - x_i||^2. noisy, clean: (N, 1, H, W). Ties go to the first candidate."""
+    argmin_b mean_i ||clip(G_b * z_i) - x_i||^2 (spec B.1.2.2's blur baseline). clean, noisy: (N, 1, H, W) in
+    [0, 1] / unclipped; candidates: sigmas in pixels. Ties go to the first candidate. Same argument order as
+    difflab.metrics.baselines.best_blur_sigma (Part A), which can replace it with abar = 1."""
     from difflab.metrics.image_quality import mse_per_image
 
     mse = {b: mse_per_image(gaussian_blur(noisy, b).clamp(0, 1), clean).mean().item() for b in candidates}
@@ -206,7 +208,7 @@ def ood(settings, device: torch.device, data: str, denoiser: str, time_model: st
     for sigma in tqdm(levels, desc="OOD noise levels", unit="level"):
         z = add_gaussian_noise(x_eval, sigma, eps_eval)
         # 3. denoise
-        best = best_blur_sigma(add_gaussian_noise(x_hold, sigma, eps_hold), x_hold)
+        best = best_blur_sigma(x_hold, add_gaussian_noise(x_hold, sigma, eps_hold))
         ddpm_out, t = ddpm_one_step_denoise(time_net, z, sigma, schedule, batch_size)
         outputs = {
             "unet": apply_batched(unet, z, batch_size).clamp(0, 1),
