@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import part_b_factories as fx
@@ -60,6 +61,17 @@ def test_fid_table(tmp_path):
 def test_fid_without_the_floor_names_what_is_missing(tmp_path):
     paths = [p for p in fx.fid_csvs(tmp_path) if not p.endswith("floor.csv")]
     with pytest.raises(DifflabError, match="fid_floor"):
+        fid(None, paths)
+
+
+def test_fid_without_class_accuracy_is_an_error(tmp_path):
+    from difflab.metrics.tables import read_metrics
+
+    paths = fx.fid_csvs(tmp_path)
+    for path in paths:
+        df = read_metrics(path)
+        write_metrics(path, [{k: (None if v is pd.NA else v) for k, v in row.items()} for row in df[df["metric"] != "class_accuracy"].to_dict("records")])
+    with pytest.raises(DifflabError, match="class_accuracy"):
         fid(None, paths)
 
 

@@ -133,7 +133,7 @@ class FidResult:
 def fid(settings, metrics: list[str]) -> FidResult:
     """FID per evaluation epoch of both DDPMs (experiments ddpm_time / ddpm_class), the floor (fid_floor) and the
     classifier's test accuracy (classifier, metric test_accuracy). Raises DifflabError naming the files when
-    one of these is missing."""
+    one of these, or the class accuracy of a class-conditioned epoch, is missing."""
     from difflab.metrics.tables import read_metrics
 
     sources = ", ".join(map(str, metrics))
@@ -154,6 +154,8 @@ def fid(settings, metrics: list[str]) -> FidResult:
     gamma = next((x for x in gammas if x is not None), float("nan"))
     names = np.asarray([DDPM_EXPERIMENTS["ddpm_class"] + ("" if np.isnan(gamma) else f" (γ = {gamma:g})") if order
                         else DDPM_EXPERIMENTS["ddpm_time"] for order in groups["order"]])
+    if np.isnan(accuracy[groups["order"].to_numpy() == 1]).any():
+        raise DifflabError(f"{sources}: every epoch of ddpm_class needs a class_accuracy row")
     floor_values = floor.groupby("extractor")["value"].first().reindex(extractors).to_numpy(dtype=float)
     row = classifier.iloc[0]
     return FidResult(model=names, epoch=groups["epoch"].to_numpy(dtype=np.int64), extractors=extractors, fid=values, n=n,
