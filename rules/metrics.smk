@@ -55,3 +55,9 @@ rule fid_floor:
     shell:
         "{DIFFLAB} metrics real-floor --data {input.data} --classifier {input.classifier}"
         " --settings {params.settings:q} --out {output} > {log} 2>&1"
+
+
+def fid_tables(wildcards=None):
+    """The metric CSVs the FID summary reads: FID per evaluation epoch of both DDPMs, the floor, the classifier."""
+    per_epoch = [fid_csv(f"{kind}_epoch_{e}") for kind in ("time", "class") for e in kept_epochs(kind)]
+    return per_epoch + [fid_csv("floor"), "results/metrics/classifier.csv"]

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("difflab.commands.samples:cli", "N samples of a DDPM checkpoint as an npz (for FID)"),
     "metrics": ("difflab.commands.metrics:cli", "train the MNIST classifier; FID, KID and class accuracy; tidy metric tables"),
     "parta": ("difflab.parta:cli", "Part A editing experiments over a Denoiser backend"),
-    "partb": ("difflab.partb:cli", "Part B experiments and figures from trained checkpoints"),
+    "partb": ("difflab.commands.part_b:cli", "Part B experiments (run) and their figures (figure)"),
     "manifest": ("difflab.commands.manifest:cli", "write the run manifest (git, packages, device, config hash)"),
     "report": ("difflab.commands.report:cli", "gather variables, write the run tables and render results/report/index.html"),
 }

@@ -1,5 +1,98 @@
-"""Settings of the Part B experiment jobs (denoiser figures, OOD, DDPM grids, CFG sweep, tables)."""
+"""Settings of the Part B experiment jobs: one frozen dataclass per job, fields = the config keys it reads.
+
+Jobs (results/experiments/part_b/<name>/):
+    denoiser       B.1 noising figure, training loss, test-set denoising after each kept epoch
+    ood            the denoiser off its training noise level vs the best blur and the one-step DDPM
+    time_grids     loss and sample grids per evaluation epoch of the time-conditioned DDPM (B.2)
+    class_grids    the same for the class-conditioned DDPM (B.4, guidance part_b.ddpm.guidance_scale)
+    time_gif       reverse-process frames of the last time-conditioned checkpoint (the only job reading gif_frames)
+    class_gif      the same for the class-conditioned model
+    cfg            one sample per digit for each guidance scale of part_b.ddpm.cfg_sweep
+    cfg_tradeoff   FID and class accuracy per guidance scale, from the FID CSVs (reads no config key)
+    fid            FID per evaluation epoch, the real-vs-real floor, classifier accuracy, from CSVs (no key)
+    models         parameter count, width and training speed of every checkpoint (no key)
+"""
 
 from __future__ import annotations
 
-from difflab.settings import job, other  # noqa: F401
+from difflab.settings import job, other
+
+SAMPLE_BATCH = "part_b.ddpm.sample_batch_size"
+
+
+@job("part_b.denoiser", "part_b.denoiser")
+class Denoiser:
+    seed: int
+    device: str
+    noise_levels: list
+    ood_num_images: int
+    sample_batch_size: int = other(SAMPLE_BATCH)
+
+
+@job("part_b.ood", "part_b.denoiser")
+class Ood:
+    seed: int
+    device: str
+    noise_levels: list
+    ood_num_images: int
+    blur_holdout: int
+    sample_batch_size: int = other(SAMPLE_BATCH)
+
+
+@job("part_b.time_grids", "part_b.ddpm")
+class TimeGrids:
+    seed: int
+    device: str
+    time_grid_samples: int
+    sample_batch_size: int
+
+
+@job("part_b.class_grids", "part_b.ddpm")
+class ClassGrids:
+    seed: int
+    device: str
+    class_grid_per_digit: int
+    guidance_scale: float
+    sample_batch_size: int
+
+
+@job("part_b.time_gif", "part_b.ddpm")
+class TimeGif:
+    seed: int
+    device: str
+    time_grid_samples: int
+    sample_batch_size: int
+    gif_frames: int
+
+
+@job("part_b.class_gif", "part_b.ddpm")
+class ClassGif:
+    seed: int
+    device: str
+    class_grid_per_digit: int
+    guidance_scale: float
+    sample_batch_size: int
+    gif_frames: int
+
+
+@job("part_b.cfg", "part_b.ddpm")
+class Cfg:
+    seed: int
+    device: str
+    cfg_sweep: list
+    sample_batch_size: int
+
+
+@job("part_b.cfg_tradeoff", "part_b.fid")
+class CfgTradeoff:
+    """Reads only the FID CSVs of the guidance sweep (its inputs); no config key."""
+
+
+@job("part_b.fid", "part_b.fid")
+class Fid:
+    """Reads only the FID, floor and classifier CSVs (its inputs); no config key."""
+
+
+@job("part_b.models", "part_b")
+class Models:
+    """Reads only the final checkpoints (its inputs); no config key."""

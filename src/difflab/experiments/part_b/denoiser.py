@@ -1,0 +1,242 @@
+"""Part B.1 experiments on the single-step denoiser: `denoiser` (noising, training loss, test-set denoising per
+kept epoch) and `ood` (the denoiser off its training noise level, against the best Gaussian blur and the
+time-conditioned DDPM UNet used as a one-step denoiser). Random draws, in order, from difflab.runtime.make_generator:
+    denoiser: (seed, "partb", "noising") eps of the shown digits; (seed, "partb", "denoise-test") eps of the evaluated ones
+    ood:      (seed, "partb", "ood") eps of the evaluated images, then eps of the held-out images
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from difflab import DifflabError
+from difflab.experiments.part_b import g, number_list
+from difflab.experiments.part_b.checkpoints import (apply_batched, as_array, as_images, ddpm_schedule, load_unets,
+                                                    loss_curve, mnist_test_images)
+
+# Candidate kernel sigmas (pixels) of the Gaussian-blur baseline; the best one per noise level is picked on
+# held-out images. 0 (no blur) is left out on purpose: on a clean image it would give MSE 0 and PSNR = inf.
+BLUR_SIGMAS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+NOISING_IMAGES = 4  # test digits in the noising figure
+GRID_IMAGES = 8  # test digits in each denoising grid
+OOD_IMAGES = 2  # test digits in the OOD sweep figure
+OOD_METHODS = ("unet", "blur", "ddpm")  # the order of the method axis of OodResult arrays
+
+
+def gaussian_blur(x, sigma: float):
+    """Gaussian blur with std `sigma` (pixels) and a 2 ceil(3 sigma) + 1 kernel (difflab.edit.algorithms.lowpass).
+    x: (N, 1, H, W); returns the same shape."""
+    from difflab.edit.algorithms import gaussian_kernel_size, lowpass
+
+    return lowpass(x, gaussian_kernel_size(sigma), sigma)
+
+
+def best_blur_sigma(clean, noisy, candidates=BLUR_SIGMAS) -> float:
+    """The candidate sigma_b whose blur of `noisy` (clipped to [0, 1]) has the lowest mean MSE against `clean`:
+    argmin_b mean_i ||clip(G_b * z_i) - x_i||^2 (spec B.1.2.2's blur baseline). clean, noisy: (N, 1, H, W) in
+    [0, 1] / unclipped; candidates: sigmas in pixels. Ties go to the first candidate. Same argument order as
+    difflab.metrics.baselines.best_blur_sigma (Part A), which can replace it with abar = 1."""
+    from difflab.metrics.image_quality import mse_per_image
+
+    mse = {b: mse_per_image(gaussian_blur(noisy, b).clamp(0, 1), clean).mean().item() for b in candidates}
+    return min(mse, key=mse.get)
+
+
+@dataclass(frozen=True)
+class DenoiserResult:
+    """noising: (K*L, 1, 28, 28), order digit, noise level (z = x + sigma eps, unclipped); noise_levels: (L,);
+    losses: (S,) per training step; loss_epoch_ends, loss_epoch_means: (E,); epochs: (C,) of the checkpoints;
+    clean: (k, 1, 28, 28); noisy: (k, 1, 28, 28) at the training sigma (unclipped); denoised: (C, k, 1, 28, 28)
+    in [0, 1]; mse: (C,) mean MSE over the n_eval evaluated test images. k = min(8, n_eval)."""
+
+    noising: np.ndarray
+    noise_levels: np.ndarray
+    losses: np.ndarray
+    loss_epoch_ends: np.ndarray
+    loss_epoch_means: np.ndarray
+    epochs: np.ndarray
+    clean: np.ndarray
+    noisy: np.ndarray
+    denoised: np.ndarray
+    mse: np.ndarray
+    sigma: float
+    hidden: int
+    seed: int
+    n_eval: int
+    rows: tuple = ()
+
+    def facts(self) -> dict:
+        return {
+            "sigma": g(self.sigma), "hidden": int(self.hidden), "seed": int(self.seed),
+            "noising_digits": int(self.noising.shape[0] // len(self.noise_levels)),
+            "noise_levels": number_list(self.noise_levels),
+            "first_loss": g(self.losses[0]), "final_loss_mean": g(self.loss_epoch_means[-1]),
+            "trained_epochs": int(len(self.loss_epoch_means)), "steps": int(len(self.losses)),
+            "n_eval": int(self.n_eval),
+            "mse_by_epoch": "; ".join(f"after epoch {int(e)}: {g(m)}" for e, m in zip(self.epochs, self.mse)),
+            "epochs": ", ".join(str(int(e)) for e in self.epochs),
+            "last_epoch": int(self.epochs[-1]), "last_mse": g(self.mse[-1]),
+        }
+
+
+def denoiser(settings, device: torch.device, data: str, checkpoints: list[str]) -> DenoiserResult:
+    """B.1: noise the first 4 test digits at every sigma of part_b.denoiser.noise_levels (one eps per digit),
+    read the training loss of the last checkpoint, and denoise the first `ood_num_images` test images (noised
+    once at the training sigma) with each checkpoint. Raises DifflabError for a non-denoiser checkpoint."""
+    from difflab.metrics.image_quality import mse_per_image
+    from difflab.runtime import make_generator
+    from difflab.schedule import add_gaussian_noise
+
+    seed = settings.seed
+    # 1. inputs
+    levels = [float(s) for s in settings.noise_levels]
+    loaded = load_unets(checkpoints, device, ("unconditional",))
+    last_path, _, last = loaded[-1]
+    if "sigma" not in last:
+        raise DifflabError(f"{last_path}: denoiser checkpoint lacks 'sigma' (its training noise level)")
+    sigma = float(last["sigma"])
+    x_test = mnist_test_images(data, device)
+    n_eval = min(int(settings.ood_num_images), x_test.shape[0])
+
+    # 2. noising figure: the same eps scaled by each sigma, z = x + sigma eps (eq. B.2)
+    shown = x_test[:NOISING_IMAGES]
+    eps = torch.randn(shown.shape, generator=make_generator(seed, "partb", "noising", device=device), device=device)
+    noising = torch.stack([add_gaussian_noise(shown[i], s, eps[i]) for i in range(shown.shape[0]) for s in levels])
+
+    # 3. denoise the same images with the same noise after every kept epoch
+    losses, ends, means = loss_curve(last, last_path)
+    x_eval = x_test[:n_eval]
+    eps = torch.randn(x_eval.shape, generator=make_generator(seed, "partb", "denoise-test", device=device), device=device)
+    z = add_gaussian_noise(x_eval, sigma, eps)
+    k = min(GRID_IMAGES, n_eval)
+    denoised, mse, rows = [], [], []
+    for _, model, ckpt in loaded:
+        out = apply_batched(model, z, settings.sample_batch_size).clamp(0, 1)
+        # 4. score
+        mse.append(mse_per_image(out, x_eval).mean().item())
+        denoised.append(as_images(out[:k]))
+        rows.append({"experiment": "denoiser", "model": "denoiser", "epoch": ckpt["epoch"], "parameter": f"sigma={sigma:g}",
+                     "metric": "mse_mean", "value": mse[-1], "n": n_eval})
+    return DenoiserResult(
+        noising=as_array(noising), noise_levels=np.asarray(levels), losses=losses, loss_epoch_ends=ends, loss_epoch_means=means,
+        epochs=np.asarray([c["epoch"] for _, _, c in loaded]), clean=as_images(x_eval[:k]), noisy=as_array(z[:k]),
+        denoised=np.stack(denoised), mse=np.asarray(mse), sigma=sigma, hidden=int(last["hidden"]), seed=seed, n_eval=n_eval,
+        rows=tuple(rows))
+
+
+@dataclass(frozen=True)
+class OodResult:
+    """noise_levels: (L,); mse, psnr: (3, L) mean MSE and mean per-image PSNR (dB) of outputs clipped to [0, 1],
+    methods in OOD_METHODS order (UNet denoiser, best blur, one-step DDPM); blur_sigma: (L,) the picked kernel
+    sigma; timestep: (L,) the DDPM's t; blur_candidates: (B,); shown: (k*4*L, 1, 28, 28), order digit,
+    row (noisy, UNet, blur, DDPM), noise level, k = min(2, n); noisy tiles unclipped, outputs in [0, 1]."""
+
+    noise_levels: np.ndarray
+    mse: np.ndarray
+    psnr: np.ndarray
+    blur_sigma: np.ndarray
+    timestep: np.ndarray
+    blur_candidates: np.ndarray
+    shown: np.ndarray
+    train_sigma: float
+    denoiser_epoch: int
+    time_epoch: int
+    n: int
+    holdout: int
+    seed: int
+    rows: tuple = ()
+
+    def facts(self) -> dict:
+        unet, blur, ddpm = self.psnr
+        at_train = int(np.argmin(np.abs(self.noise_levels - self.train_sigma)))
+        worst = int(np.argmax(self.noise_levels))
+        return {
+            "n": int(self.n), "holdout": int(self.holdout), "seed": int(self.seed), "train_sigma": g(self.train_sigma),
+            "denoiser_epoch": int(self.denoiser_epoch), "time_epoch": int(self.time_epoch),
+            "noise_levels": number_list(self.noise_levels), "blur_candidates": number_list(self.blur_candidates),
+            "shown_digits": int(self.shown.shape[0] // (4 * len(self.noise_levels))),
+            "num_levels": int(len(self.noise_levels)),
+            "at_train_sigma": g(self.noise_levels[at_train]), "at_train_unet_psnr": f"{unet[at_train]:.2f}",
+            "at_train_blur_psnr": f"{blur[at_train]:.2f}", "at_train_ddpm_psnr": f"{ddpm[at_train]:.2f}",
+            "worst_sigma": g(self.noise_levels[worst]), "worst_unet_psnr": f"{unet[worst]:.2f}",
+            "worst_blur_psnr": f"{blur[worst]:.2f}", "worst_ddpm_psnr": f"{ddpm[worst]:.2f}",
+            "unet_beats_blur": int((unet > blur).sum()), "ddpm_beats_unet": int((ddpm > unet).sum()),
+        }
+
+
+def ood(settings, device: torch.device, data: str, denoiser: str, time_model: str) -> OodResult:
+    """B.1.2: the first `ood_num_images` test images (at most all but the last `blur_holdout`) noised once and
+    scaled to every sigma of noise_levels, denoised by the UNet denoiser, by the Gaussian blur whose sigma_b
+    (best_blur_sigma) is picked on the last `blur_holdout` test images, and by the time-conditioned DDPM at the
+    nearest timestep (difflab.sampling.ddpm_one_step_denoise).
+
+    Raises DifflabError when blur_holdout leaves no test image to evaluate, or a checkpoint is of the wrong kind."""
+    from difflab.metrics.image_quality import mse_per_image, psnr_per_image
+    from difflab.runtime import make_generator
+    from difflab.sampling import ddpm_one_step_denoise
+    from difflab.schedule import add_gaussian_noise
+
+    seed = settings.seed
+    # 1. inputs
+    levels = [float(s) for s in settings.noise_levels]
+    holdout, batch_size = int(settings.blur_holdout), int(settings.sample_batch_size)
+    (_, unet, dck), = load_unets([denoiser], device, ("unconditional",))
+    (_, time_net, tck), = load_unets([time_model], device, ("time",))
+    schedule = ddpm_schedule(tck, time_model).to(device)
+    x_test = mnist_test_images(data, device)
+    total = x_test.shape[0]
+    if holdout >= total:
+        raise DifflabError(f"config key 'part_b.denoiser.blur_holdout' is {holdout}; {data} has only {total} test images and some must remain for evaluation")
+    # The evaluated images are the first ones; the blur is tuned on the last `holdout`, so the two never overlap.
+    n = min(int(settings.ood_num_images), total - holdout)
+    x_eval, x_hold = x_test[:n], x_test[total - holdout:]
+    # 2. noise
+    generator = make_generator(seed, "partb", "ood", device=device)
+    eps_eval = torch.randn(x_eval.shape, generator=generator, device=device)
+    eps_hold = torch.randn(x_hold.shape, generator=generator, device=device)
+    if "sigma" not in dck:
+        raise DifflabError(f"{denoiser}: denoiser checkpoint lacks 'sigma' (its training noise level)")
+    train_sigma = float(dck["sigma"])
+
+    mse, psnr, blur_sigma, timestep, rows = [], [], [], [], []
+    shown = {key: [] for key in ("noisy", *OOD_METHODS)}
+    k = min(OOD_IMAGES, n)
+    for sigma in tqdm(levels, desc="OOD noise levels", unit="level"):
+        z = add_gaussian_noise(x_eval, sigma, eps_eval)
+        # 3. denoise
+        best = best_blur_sigma(x_hold, add_gaussian_noise(x_hold, sigma, eps_hold))
+        ddpm_out, t = ddpm_one_step_denoise(time_net, z, sigma, schedule, batch_size)
+        outputs = {
+            "unet": apply_batched(unet, z, batch_size).clamp(0, 1),
+            "blur": apply_batched(lambda chunk: gaussian_blur(chunk, best), z, batch_size).clamp(0, 1),
+            "ddpm": ddpm_out.clamp(0, 1),
+        }
+        # 4. score
+        parameter = f"sigma={sigma:g}"
+        level_mse, level_psnr = [], []
+        for key in OOD_METHODS:
+            level_mse.append(mse_per_image(outputs[key], x_eval).mean().item())
+            level_psnr.append(psnr_per_image(outputs[key], x_eval, value_range=(0.0, 1.0)).mean().item())
+            model, epoch = {"unet": ("denoiser", dck["epoch"]), "blur": ("gaussian_blur", None), "ddpm": ("time", tck["epoch"])}[key]
+            rows += [{"experiment": "ood", "model": model, "epoch": epoch, "parameter": parameter, "metric": "mse_mean", "value": level_mse[-1], "n": n},
+                     {"experiment": "ood", "model": model, "epoch": epoch, "parameter": parameter, "metric": "psnr_mean", "value": level_psnr[-1], "n": n}]
+        rows += [{"experiment": "ood", "model": "gaussian_blur", "parameter": parameter, "metric": "blur_sigma", "value": best, "n": holdout},
+                 {"experiment": "ood", "model": "time", "epoch": tck["epoch"], "parameter": parameter, "metric": "timestep", "value": t}]
+        mse.append(level_mse)
+        psnr.append(level_psnr)
+        blur_sigma.append(best)
+        timestep.append(t)
+        shown["noisy"].append(as_array(z[:k]))
+        for key in OOD_METHODS:
+            shown[key].append(as_images(outputs[key][:k]))
+
+    order = ("noisy", *OOD_METHODS)
+    tiles = np.stack([shown[key][j][i] for i in range(k) for key in order for j in range(len(levels))])
+    return OodResult(
+        noise_levels=np.asarray(levels), mse=np.asarray(mse).T, psnr=np.asarray(psnr).T, blur_sigma=np.asarray(blur_sigma),
+        timestep=np.asarray(timestep), blur_candidates=np.asarray(BLUR_SIGMAS), shown=tiles, train_sigma=train_sigma,
+        denoiser_epoch=int(dck["epoch"]), time_epoch=int(tck["epoch"]), n=n, holdout=holdout, seed=seed, rows=tuple(rows))

@@ -1,0 +1,117 @@
+"""Test inputs for the Part B experiments: a synthetic MNIST-format npz, tiny random UNet checkpoints (D = 8,
+T = 12) in train.py's format, tidy FID CSVs, and the settings JSON of each job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from difflab import data
+from difflab.checkpoint import save_checkpoint
+from difflab.metrics.tables import write_metrics
+from difflab.models import build_model
+
+T = 12
+STEPS = 6  # training steps per epoch in the fake loss history
+EXTRACTOR = "mnist-classifier(width=8)"
+INCEPTION = "inception-v3-compat(pool3, 2048)"
+COMMON = {"seed": 180, "device": "cpu"}
+SETTINGS = {
+    "denoiser": {**COMMON, "noise_levels": [0.0, 0.5, 1.0], "ood_num_images": 24, "sample_batch_size": 16},
+    "ood": {**COMMON, "noise_levels": [0.0, 0.5, 1.0], "ood_num_images": 24, "blur_holdout": 16, "sample_batch_size": 16},
+    "time_grids": {**COMMON, "time_grid_samples": 10, "sample_batch_size": 16},
+    "class_grids": {**COMMON, "class_grid_per_digit": 2, "guidance_scale": 5.0, "sample_batch_size": 16},
+    "time_gif": {**COMMON, "time_grid_samples": 10, "sample_batch_size": 16, "gif_frames": 4},
+    "class_gif": {**COMMON, "class_grid_per_digit": 2, "guidance_scale": 5.0, "sample_batch_size": 16, "gif_frames": 4},
+    "cfg": {**COMMON, "cfg_sweep": [0, 5], "sample_batch_size": 16},
+    "cfg_tradeoff": {},
+    "fid": {},
+    "models": {},
+}
+
+
+def settings(name: str, **changes) -> str:
+    """The --settings JSON of job part_b.<name>, with `changes` applied."""
+    return json.dumps({**SETTINGS[name], **changes})
+
+
+def smooth_digits(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Smooth uint8 images (random 4x4 patterns upscaled bilinearly), so blurring helps against noise."""
+    coarse = torch.from_numpy(rng.random((n, 1, 4, 4), dtype=np.float32))
+    fine = torch.nn.functional.interpolate(coarse, size=(28, 28), mode="bilinear", align_corners=False)
+    return (fine[:, 0].numpy() * 255).round().astype(np.uint8)
+
+
+def write_npz(folder: Path, monkeypatch) -> Path:
+    """A synthetic mnist.npz (40 train, 48 test images) whose hashes difflab.data accepts while `monkeypatch` holds."""
+    rng = np.random.default_rng(0)
+    arrays = {"train_images": smooth_digits(40, rng), "train_labels": rng.integers(0, 10, 40).astype(np.uint8),
+              "test_images": smooth_digits(48, rng), "test_labels": rng.integers(0, 10, 48).astype(np.uint8)}
+    path = folder / "mnist.npz"
+    data.write_mnist(path, arrays)
+    for name, digest in data.array_hashes(arrays).items():
+        monkeypatch.setitem(data.MNIST_SHA256, name, digest)
+    return path
+
+
+def loss_history(epoch: int) -> list[float]:
+    return [1.0 / (1 + 0.5 * i) for i in range(STEPS * epoch)]
+
+
+def make_checkpoint(path: Path, kind: str, epoch: int, weights_seed: int | None = None) -> dict:
+    """A checkpoint in train.py's format with random weights (seeded by `weights_seed`, default the epoch)."""
+    arch = {"denoiser": "unconditional", "time": "time", "class": "class"}[kind]
+    torch.manual_seed(epoch if weights_seed is None else weights_seed)
+    model = build_model(arch, 8)
+    ckpt = {"architecture": arch, "kind": kind, "hidden": 8, "epoch": epoch, "model": model.state_dict(),
+            "losses": loss_history(epoch), "steps_per_epoch": STEPS, "epoch_seconds": [1.5] * epoch,
+            "images_per_second": 40.0, "settings": {}}
+    if kind == "denoiser":
+        ckpt["sigma"] = 0.5
+    else:
+        ckpt.update(num_timesteps=T, beta_start=1e-4, beta_end=0.02, p_uncond=0.1 if kind == "class" else 0.0)
+    save_checkpoint(path, ckpt)
+    return ckpt
+
+
+def make_classifier(path: Path) -> None:
+    from difflab.metrics.classifier import build_classifier
+
+    save_checkpoint(path, {"architecture": "classifier", "width": 8, "model": build_classifier(8).state_dict(), "epoch": 1,
+                           "history": [{"epoch": 1, "loss": 0.3, "seconds": 2.5, "images_per_second": 800.0}]})
+
+
+def cfg_csvs(folder: Path, values=((0, 31.5, 0.42), (5, 12.25, 0.875))) -> list[str]:
+    """FID CSVs of the guidance sweep as the FID job writes them: (gamma, FID, class accuracy) per file,
+    an Inception FID beside the MNIST one, and a KID row that the summaries must ignore."""
+    paths = []
+    for gamma, fid, acc in values:
+        base = {"experiment": "cfg_sweep", "model": "class", "epoch": 2, "parameter": f"guidance={gamma}", "n": 64}
+        path = folder / f"cfg_guidance_{gamma}.csv"
+        write_metrics(path, [{**base, "metric": "fid", "value": fid, "extractor": EXTRACTOR},
+                             {**base, "metric": "kid", "value": 0.5, "extractor": EXTRACTOR},
+                             {**base, "metric": "fid", "value": fid * 4, "extractor": INCEPTION},
+                             {**base, "metric": "class_accuracy", "value": acc, "extractor": EXTRACTOR}])
+        paths.append(str(path))
+    return paths
+
+
+def fid_csvs(folder: Path) -> list[str]:
+    """FID CSVs per evaluation epoch (time: 40, 18.5; class: 35, 9.75 at epochs 1, 2), the floor and the classifier."""
+    paths = []
+    for kind, fids in (("time", [40.0, 18.5]), ("class", [35.0, 9.75])):
+        for epoch, fid in zip((1, 2), fids):
+            base = {"experiment": f"ddpm_{kind}", "model": kind, "epoch": epoch, "parameter": "guidance=5" if kind == "class" else "", "n": 64}
+            rows = [{**base, "metric": "fid", "value": fid, "extractor": EXTRACTOR}, {**base, "metric": "kid", "value": 0.1, "extractor": EXTRACTOR}]
+            if kind == "class":
+                rows.append({**base, "metric": "class_accuracy", "value": 0.5 + 0.2 * epoch, "extractor": EXTRACTOR})
+            paths.append(folder / f"{kind}_{epoch}.csv")
+            write_metrics(paths[-1], rows)
+    paths.append(folder / "floor.csv")
+    write_metrics(paths[-1], [{"experiment": "fid_floor", "model": "mnist-train", "metric": "fid", "value": 0.625, "n": 64, "extractor": EXTRACTOR}])
+    paths.append(folder / "classifier.csv")
+    write_metrics(paths[-1], [{"experiment": "classifier", "model": "cnn", "epoch": 1, "parameter": "width=8", "metric": "test_accuracy", "value": 0.9712, "n": 48}])
+    return [str(p) for p in paths]

@@ -1,0 +1,127 @@
+"""The Part B summaries (CFG trade-off, FID table, models) on hand-written tidy CSVs, and the `sample` verb."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import part_b_factories as fx
+from difflab import DifflabError
+from difflab.commands.part_b import cli
+from difflab.experiments.part_b.summaries import cfg_tradeoff, fid, guidance_of, models
+from difflab.figures.part_b import draw
+from difflab.metrics.tables import write_metrics
+from difflab.settings import from_json
+
+
+def test_guidance_parameter_parsing():
+    assert guidance_of("guidance=5") == 5.0
+    assert guidance_of("guidance=0.5") == 0.5
+    assert guidance_of("width=32, guidance=2") == 2.0
+    assert guidance_of("") is None and guidance_of("width=32") is None
+
+
+def test_cfg_tradeoff_reads_fid_rows_only_and_puts_the_mnist_extractor_first(tmp_path):
+    r = cfg_tradeoff(from_json("part_b.cfg_tradeoff", "{}"), fx.cfg_csvs(tmp_path))
+    assert r.guidance.tolist() == [0, 5] and r.extractors.tolist() == [fx.EXTRACTOR, fx.INCEPTION]
+    assert r.fid[:, 0].tolist() == [31.5, 12.25] and r.fid[:, 1].tolist() == [126.0, 49.0]  # KID rows ignored
+    facts = r.facts()
+    assert facts["best_fid"] in ("12.2", "12.3") and facts["best_guidance"] == "5"
+    assert (facts["low_accuracy"], facts["high_accuracy"]) == ("42.0%", "87.5%") and facts["n"] == 64 and facts["epoch"] == 2
+
+
+def test_cfg_tradeoff_without_sweep_rows_is_an_error(tmp_path):
+    floor = tmp_path / "floor.csv"
+    write_metrics(floor, [{"experiment": "fid_floor", "model": "mnist-train", "metric": "fid", "value": 1.0}])
+    with pytest.raises(DifflabError, match="cfg_sweep"):
+        cfg_tradeoff(None, [str(floor)])
+
+
+def test_fid_table(tmp_path):
+    r = fid(None, fx.fid_csvs(tmp_path))
+    assert r.model.tolist() == ["time-conditioned"] * 2 + ["class-conditioned (γ = 5)"] * 2
+    assert r.epoch.tolist() == [1, 2, 1, 2] and r.fid[:, 0].tolist() == [40.0, 18.5, 35.0, 9.75]
+    f = r.facts()
+    assert (f["time_first_fid"], f["time_last_fid"], f["class_first_fid"], f["class_last_fid"]) == ("40", "18.5", "35", "9.75")
+    assert f["floor"] == "0.625" and f["classifier_accuracy"] == "97.12%" and f["classifier_n"] == 48
+    assert f["class_last_accuracy"] == "90.0%" and f["class_guidance"] == "5"
+    # the table: the four model rows, then the floor
+    out = tmp_path / "fig"
+    (tmp_path / "exp").mkdir()
+    from difflab.experiments.part_b import write_result
+
+    write_result(r, tmp_path / "exp", tmp_path / "m.csv")
+    draw("fid", tmp_path / "exp", out)
+    rows = [line for line in (out / "fid_table.md").read_text().splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].strip() for row in rows] == ["time-conditioned"] * 2 + ["class-conditioned (γ = 5)"] * 2 + ["real vs real (train vs test)"]
+    assert (out / "fid_vs_epoch.png").is_file()
+
+
+def test_fid_without_the_floor_names_what_is_missing(tmp_path):
+    paths = [p for p in fx.fid_csvs(tmp_path) if not p.endswith("floor.csv")]
+    with pytest.raises(DifflabError, match="fid_floor"):
+        fid(None, paths)
+
+
+def test_fid_without_class_accuracy_is_an_error(tmp_path):
+    from difflab.metrics.tables import read_metrics
+
+    paths = fx.fid_csvs(tmp_path)
+    for path in paths:
+        df = read_metrics(path)
+        write_metrics(path, [{k: (None if v is pd.NA else v) for k, v in row.items()} for row in df[df["metric"] != "class_accuracy"].to_dict("records")])
+    with pytest.raises(DifflabError, match="class_accuracy"):
+        fid(None, paths)
+
+
+def test_models_table(tmp_path):
+    from difflab.metrics.classifier import build_classifier
+    from difflab.models import build_model, count_parameters
+
+    paths = []
+    for kind in ("denoiser", "time", "class"):
+        paths.append(str(tmp_path / f"{kind}.pt"))
+        fx.make_checkpoint(tmp_path / f"{kind}.pt", kind, 2)
+    fx.make_classifier(tmp_path / "classifier.pt")
+    r = models(None, paths, str(tmp_path / "classifier.pt"))
+    f = r.facts()
+    for prefix, arch in (("denoiser", "unconditional"), ("time", "time"), ("class", "class")):
+        assert f[f"{prefix}_parameters"] == f"{count_parameters(build_model(arch, 8)):,}" and f[f"{prefix}_width"] == 8
+    assert f["classifier_parameters"] == f"{count_parameters(build_classifier(8)):,}"
+    assert r.training_seconds.tolist() == [3.0, 3.0, 3.0, 2.5] and r.images_per_second[-1] == 800.0
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_sample_class_and_time(tmp_path):
+    from difflab.metrics.cli import load_samples
+
+    settings = '{"seed": 180, "device": "cpu", "ddpm": {"guidance_scale": 5.0, "sample_batch_size": 16}}'
+    ckpts = {kind: tmp_path / f"{kind}.pt" for kind in ("time", "class")}
+    fx.make_checkpoint(ckpts["time"], "time", 1)
+    fx.make_checkpoint(ckpts["class"], "class", 2)
+
+    def run(*extra, path, ck=ckpts["class"]):
+        cli(["sample", "--checkpoint", str(ck), "--n", "23", "--settings", settings, "--out", str(path), *extra])
+
+    out = tmp_path / "class.npz"
+    run(path=out)
+    with np.load(out) as f:
+        images, labels = f["images"], f["labels"]
+        assert images.shape == (23, 28, 28) and images.dtype == np.float32
+        assert images.min() >= 0 and images.max() <= 1
+        assert labels.tolist() == [i % 10 for i in range(23)] and labels.dtype == np.int64
+        assert float(f["guidance"]) == 5.0 and int(f["epoch"]) == 2 and int(f["seed"]) > 0
+    run(path=tmp_path / "again.npz")
+    assert np.array_equal(np.load(tmp_path / "again.npz")["images"], images)  # deterministic
+    run("--guidance", "2", path=tmp_path / "g2.npz")
+    assert float(np.load(tmp_path / "g2.npz")["guidance"]) == 2.0
+    loaded, _ = load_samples(str(out))  # the FID job's reader accepts the file
+    assert tuple(loaded.shape) == (23, 1, 28, 28)
+
+    run(path=tmp_path / "time.npz", ck=ckpts["time"])
+    with np.load(tmp_path / "time.npz") as f:
+        assert (f["labels"] == -1).all() and math.isnan(float(f["guidance"])) and int(f["epoch"]) == 1
+    with pytest.raises(DifflabError, match="class-conditioned model only"):
+        run("--guidance", "3", path=tmp_path / "bad.npz", ck=ckpts["time"])
+    assert not (tmp_path / "bad.npz").exists()
