@@ -11,7 +11,6 @@ wildcard_constraints:
 
 
 localrules:
-    train_init,
     keep_checkpoint,
 
 

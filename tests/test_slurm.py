@@ -61,9 +61,9 @@ REPORT_MANIFEST_ROWS = {"started (UTC)", "finished (UTC)"}  # rows of tbl-manife
 
 
 def gpu_rules() -> set[str]:
-    """Rules in rules/*.smk whose resources ask for gpu=1."""
+    """Rules in rules/**/*.smk whose resources ask for gpu=1."""
     found = set()
-    for path in (ROOT / "rules").glob("*.smk"):
+    for path in (ROOT / "rules").rglob("*.smk"):
         for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), re.MULTILINE):
             if re.search(r"^\s+gpu=1,?\s*$", body, re.MULTILINE):
                 found.add(name)
@@ -356,7 +356,7 @@ def test_a_failing_status_query_stops_the_run_before_any_job(cluster, source, tm
     env = slurm_env()
     env["PATH"] = f"{shim}:{env['PATH']}"
     work = copy_of(source, tmp_path / "difflab")
-    target = "results/part_b/denoiser/ckpt/epoch_0.pt"  # one job with no inputs
+    target = "results/models/denoiser/chain/epoch_0.pt"  # one job with no inputs
     stopped, _ = run_snakemake(work, target, *slurm_args(), timeout=120, env=env)
     out = stopped.stdout + stopped.stderr
     assert stopped.returncode == 1, out[-3000:]
