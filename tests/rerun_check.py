@@ -8,21 +8,32 @@ from pathlib import Path
 
 from conftest import snakemake_cmd, subprocess_env
 
-JOB_STATS = re.compile(r"^Job stats:\n(.*?)^total\s+\d+", re.MULTILINE | re.DOTALL)
+JOB = re.compile(r"^(?:local)?rule (\w+):\n((?:[ \t]+.*\n)*)", re.MULTILINE)
+WILDCARDS = re.compile(r"^\s+wildcards: (.*)$", re.MULTILINE)
 
 
-def planned_rules(work: Path, *args: str) -> set[str]:
-    """The rules a dry run of the smoke profile in `work` would run (the `all` target rule left out)."""
+def dry_run(work: Path, *args: str) -> str:
+    """The output of a dry run of the smoke profile in `work`."""
     result = subprocess.run(snakemake_cmd("-n", "--workflow-profile", "profiles/smoke", *args), cwd=work,
                             capture_output=True, text=True, env=subprocess_env(work / "src"))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
-    if "Nothing to be done" in out:
-        return set()
-    stats = JOB_STATS.search(out)
-    assert stats, out[-3000:]
-    rows = [line.split() for line in stats.group(1).splitlines()]
-    return {row[0] for row in rows if len(row) == 2 and row[1].isdigit()} - {"all"}
+    return out
+
+
+def planned_jobs(out: str) -> set[tuple[str, str]]:
+    """(rule, wildcards text) of every job a dry run's output plans, the `all` target left out."""
+    jobs = set()
+    for rule, body in JOB.findall(out):
+        wildcards = WILDCARDS.search(body)
+        if rule != "all":
+            jobs.add((rule, wildcards.group(1).strip() if wildcards else ""))
+    return jobs
+
+
+def planned_rules(work: Path, *args: str) -> set[str]:
+    """The rules a dry run of the smoke profile in `work` would run (the `all` target rule left out)."""
+    return {rule for rule, _ in planned_jobs(dry_run(work, *args))}
 
 
 @contextmanager
@@ -37,3 +48,19 @@ def edited(path: Path, old: str, new: str):
     finally:
         path.write_text(text)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def override(work: Path, key: str, value) -> str:
+    """A user config file setting one dotted config key, e.g. override(work, 'part_b.ddpm.gif_frames', 5): its path,
+    to pass with --configfile on top of the profile (README "Profiles": the profile's settings stay)."""
+    import yaml
+
+    node: dict = {}
+    tree = node
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    path = work / f"override_{key.replace('.', '_')}.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return str(path)

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from conftest import ROOT, VENV_BIN, copy_of_repository, snakemake_cmd, subprocess_env
+from rerun_check import dry_run, edited, override, planned_jobs, planned_rules
 from difflab.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.e2e
@@ -91,11 +92,13 @@ def test_report_shows_manifest_profile_and_banner(smoke_run):
 
 def test_every_section_has_its_content(smoke_run):
     work, _ = smoke_run
-    from difflab.report import include_paths
+    from difflab.report.markdown import include_paths
 
-    for snippet in include_paths(work / "report" / "index.qmd"):
-        text = (work / snippet).read_text()
-        assert text.strip(), f"{snippet} is empty"
+    sections = include_paths(work / "report" / "index.qmd")
+    assert "report/sections/part_a.qmd" in sections and "report/sections/part_b.qmd" in sections
+    for source in sections:
+        for included in [source] + (include_paths(work / source) if source.endswith(".qmd") else []):
+            assert (work / included).read_text().strip(), f"{included} is empty"
 
 
 def test_metrics_are_tidy_and_complete(smoke_run):
@@ -121,14 +124,15 @@ def test_rerun_has_nothing_to_do(smoke_run):
 
 def test_report_in_a_real_browser(smoke_run):
     from browser_check import browser_missing, check_report
-    from difflab.report import section_headings
+    from difflab.report.markdown import expand_includes, section_headings
 
     reason = browser_missing()
     if reason:
         pytest.skip(reason)
     work, _ = smoke_run
     shot = work / "results" / "report" / "screenshot.png"
-    check_report(work / "results" / "report" / "index.html", section_headings((work / "report" / "index.qmd").read_text()), shot)
+    source = expand_includes((work / "report" / "index.qmd").read_text(), work, "report/index.qmd")
+    check_report(work / "results" / "report" / "index.html", section_headings(source), shot)
     assert shot.stat().st_size > 10_000
     shutil.copy(shot, ROOT / "results" / "e2e_screenshot.png")
 
@@ -153,10 +157,56 @@ def test_a_second_run_while_one_runs_is_refused_by_the_lock(second_smoke_run):
     assert "Directory cannot be locked" in second.stdout + second.stderr
 
 
+# Precise reruns: after the finished smoke run, each edit plans exactly these rules (dry runs; nothing runs).
+REPORT_STAGE = {"report_variables", "manifest", "run_tables", "report"}
+GUIDED = {"sampling", "cfg", "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids", "illusions"}
+
+
+def test_rerun_after_gif_frames_is_the_gif_and_the_report(smoke_run):
+    work, _ = smoke_run
+    planned = planned_jobs(dry_run(work, "--configfile", override(work, "part_b.ddpm.gif_frames", 5)))
+    assert {rule for rule, _ in planned} == {"part_b_gif", "part_b_figure"} | REPORT_STAGE
+    assert {w for rule, w in planned if rule == "part_b_gif"} == {"ddpm=time", "ddpm=class"}
+
+
+def test_rerun_after_blur_holdout_is_the_ood_table_and_the_report(smoke_run):
+    work, _ = smoke_run
+    planned = planned_jobs(dry_run(work, "--configfile", override(work, "part_b.denoiser.blur_holdout", 32)))
+    assert {rule for rule, _ in planned} == {"part_b_ood", "part_b_figure"} | REPORT_STAGE
+    assert {w for rule, w in planned if rule == "part_b_figure"} == {"part_b_experiment=ood"}
+
+
+def test_rerun_after_cfg_scale_is_the_guided_part_a_experiments(smoke_run):
+    work, _ = smoke_run
+    planned = planned_jobs(dry_run(work, "--configfile", override(work, "part_a.cfg_scale", 5.0)))
+    assert {rule for rule, _ in planned} == {"part_a_experiment", "part_a_figure"} | REPORT_STAGE
+    for rule in ("part_a_experiment", "part_a_figure"):
+        assert {w.removeprefix("experiment=") for r, w in planned if r == rule} == GUIDED
+
+
+def test_rerun_after_the_title_is_the_render_only(smoke_run):
+    work, _ = smoke_run
+    assert planned_rules(work, "--configfile", override(work, "report.title", "Another title")) == {"report"}
+
+
+def test_rerun_after_a_caption_is_the_render_only(smoke_run):
+    work, _ = smoke_run
+    with edited(work / "report" / "sections" / "part_b.qmd", "", "\nOne more sentence of prose.\n"):
+        assert planned_rules(work) == {"report"}
+
+
+def test_rerun_after_a_plot_style_change_is_figures_and_report(smoke_run):
+    work, _ = smoke_run
+    with edited(work / "src" / "difflab" / "figures" / "part_b.py", "", "\n# a plot-style change\n"):
+        assert planned_rules(work) == {"part_b_figure", "manifest", "run_tables", "report"}
+    with edited(work / "src" / "difflab" / "figures" / "grids.py", "", "\n# a plot-style change\n"):
+        assert planned_rules(work) == {"part_a_figure", "part_b_figure", "manifest", "run_tables", "report"}
+
+
 def test_corrupt_checkpoint_is_set_aside_and_recomputed_to_the_same_weights(smoke_run):
     """Runs last: damages a kept checkpoint of the first run and reruns the real DAG."""
     work, _ = smoke_run
-    kept = work / "results" / "part_b" / "denoiser" / "epoch_1.pt"
+    kept = work / "results" / "models" / "denoiser" / "epoch_1.pt"
     weights = load_checkpoint(kept)["model"]
     before = metric_files(work)
     data = kept.read_bytes()
@@ -165,7 +215,7 @@ def test_corrupt_checkpoint_is_set_aside_and_recomputed_to_the_same_weights(smok
                             capture_output=True, text=True, env=subprocess_env(work / "src"))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
-    assert "results/part_b/denoiser/epoch_1.pt: no checksum trailer" in out and "it will be recomputed" in out
+    assert "results/models/denoiser/epoch_1.pt: no checksum trailer" in out and "it will be recomputed" in out
     assert "rule train_epoch" in out and "rule report:" in out
     recomputed = load_checkpoint(kept)["model"]
     assert all(torch.equal(weights[k], recomputed[k]) for k in weights)
