@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("difflab.train:cli", "initialise a model or train it one more epoch (resumable chain)"),
     "partb": ("difflab.partb:cli", "Part B figures, samples, sweeps and tables from trained checkpoints"),
     "metrics": ("difflab.metrics.cli:cli", "classifier accuracy, FID and tidy metric tables"),
-    "parta": ("difflab.parta:cli", "Part A editing experiments over a Denoiser backend"),
+    "parta": ("difflab.commands.part_a:cli", "Part A experiments (run) and their figures (figure) over a Denoiser backend"),
     "report": ("difflab.report:cli", "assemble report snippets and render results/report/index.html"),
 }
 
