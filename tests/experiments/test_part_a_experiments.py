@@ -199,3 +199,30 @@ def test_cfg_scale_is_read_only_by_the_guided_experiments():
 
     guided = {name for name in EXPERIMENTS if "part_a.cfg_scale" in config_keys(f"part_a.{name}").values()}
     assert guided == {"sampling", "cfg", "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids", "illusions"}
+
+
+def test_every_variable_of_the_section_is_a_fact(lab, mnist_hashes):
+    section = (ROOT / "report" / "sections" / "part_a.qmd").read_text()
+    used = set(re.findall(r"\{\{< var part_a\.([a-z0-9_]+)\.([a-z0-9_]+) >\}\}", section))
+    assert {name for name, _ in used} == set(EXPERIMENTS)
+    assert section.count("{{< var ") == len(re.findall(r"\{\{< var part_a\.[a-z0-9_]+\.[a-z0-9_]+ >\}\}", section))
+    for name in sorted({name for name, _ in used}):
+        facts_path = lab[0] / "experiments" / name / "facts.json"
+        if not facts_path.is_file():
+            assert run(lab, name)[0] == 0
+        facts = json.loads(facts_path.read_text())
+        missing = sorted(var for n, var in used if n == name and var not in facts)
+        assert not missing, f"{name}: {missing}"
+
+
+def test_every_figure_and_table_of_the_section_is_drawn(lab, mnist_hashes):
+    section = (ROOT / "report" / "sections" / "part_a.qmd").read_text()
+    files = re.findall(r"results/figures/part_a/([a-z0-9_]+)/([a-z0-9_]+\.(?:png|md))", section)
+    assert {name for name, _ in files} == set(EXPERIMENTS)
+    for name in sorted({name for name, _ in files}):
+        out = lab[0] / "experiments" / name
+        if not (out / "result.npz").is_file():
+            assert run(lab, name)[0] == 0
+        figures = lab[0] / "figures_all" / name
+        assert main(["parta", "figure", name, "--result-dir", str(out), "--out-dir", str(figures)]) == 0
+        assert all((figures / f).is_file() for n, f in files if n == name)
