@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from difflab.edit import algorithms as A
+from difflab.edit import views as V
 from difflab.experiments.part_a.context import Context, Result, classify
 
 VIEW_WORDS = {"vertical": "a vertical flip", "rotate180": "a 180° rotation"}
@@ -40,8 +41,9 @@ def make_anagrams(ctx: Context, s, seeds: int, tag: str) -> Tensor:
     up, flipped = pair_conditions(ctx, "anagrams", s.anagrams)
     g = ctx.generator(tag)
     x_T = A.pure_noise(ctx.den, len(s.anagrams) * seeds, g)
-    return A.visual_anagram(ctx.den, x_T, ctx.timesteps(s.stride), up.repeat_interleave(seeds, 0),
-                            flipped.repeat_interleave(seeds, 0), g, s.cfg_scale, s.anagram_flip, desc="anagrams")
+    conds = [up.repeat_interleave(seeds, 0), flipped.repeat_interleave(seeds, 0)]
+    return V.multi_view_sample(ctx.den, x_T, ctx.timesteps(s.stride), V.anagram_views(s.anagram_flip), conds, g,
+                               s.cfg_scale, "mean", desc="anagrams")
 
 
 def make_hybrids(ctx: Context, s, seeds: int, tag: str) -> Tensor:
@@ -51,8 +53,9 @@ def make_hybrids(ctx: Context, s, seeds: int, tag: str) -> Tensor:
     k, sigma = hybrid_filter(ctx, s)
     g = ctx.generator(tag)
     x_T = A.pure_noise(ctx.den, len(s.hybrids) * seeds, g)
-    return A.hybrid(ctx.den, x_T, ctx.timesteps(s.stride), low.repeat_interleave(seeds, 0),
-                    high.repeat_interleave(seeds, 0), g, s.cfg_scale, k, sigma, desc="hybrids")
+    conds = [low.repeat_interleave(seeds, 0), high.repeat_interleave(seeds, 0)]
+    return V.multi_view_sample(ctx.den, x_T, ctx.timesteps(s.stride), V.hybrid_views(k, sigma), conds, g, s.cfg_scale,
+                               "sum", desc="hybrids")
 
 
 def _pair_text(pairs: list) -> list[str]:
@@ -70,11 +73,11 @@ class AnagramsResult(Result):
 
 
 def anagrams(ctx: Context, s) -> AnagramsResult:
-    """1.8: eps = (eps_1(x_t) + f(eps_2(f(x_t)))) / 2 with f = part_a.anagram_flip (A.visual_anagram)."""
+    """1.8: eps = (eps_1(x_t) + f(eps_2(f(x_t)))) / 2 with f = part_a.anagram_flip (views.anagram_views, mean)."""
     x = make_anagrams(ctx, s, s.num_samples, "anagrams")
     facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "cfg_scale": f"{s.cfg_scale:g}", "num_samples": s.num_samples,
              "num_pairs": len(s.anagrams), "view": VIEW_WORDS[s.anagram_flip], "pairs": ", ".join(_pair_text(s.anagrams))}
-    return AnagramsResult([], facts, ctx.clamp(x), ctx.clamp(A.flip_image(x, s.anagram_flip)), [list(p) for p in s.anagrams])
+    return AnagramsResult([], facts, ctx.clamp(x), ctx.clamp(V.FLIPS[s.anagram_flip].view(x)), [list(p) for p in s.anagrams])
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class HybridsResult(Result):
 
 
 def hybrids(ctx: Context, s) -> HybridsResult:
-    """1.9: eps = lowpass(eps_1) + highpass(eps_2) (A.hybrid), filter from hybrid_filter."""
+    """1.9: eps = lowpass(eps_1) + highpass(eps_2) (views.hybrid_views, sum), filter from hybrid_filter."""
     x = make_hybrids(ctx, s, s.num_samples, "hybrids")
     k, sigma = hybrid_filter(ctx, s)
     facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "cfg_scale": f"{s.cfg_scale:g}", "num_samples": s.num_samples,
@@ -133,7 +136,7 @@ def illusions(ctx: Context, s) -> IllusionsResult:
                 metrics.append(ctx.row(f"{kind}={a}/{b}", metric, value, N))
 
     x = make_anagrams(ctx, s, N, "anagrams")
-    score("anagram", s.anagrams, x, A.flip_image(x, s.anagram_flip), ("upright", "flipped"))
+    score("anagram", s.anagrams, x, V.FLIPS[s.anagram_flip].view(x), ("upright", "flipped"))
     x = make_hybrids(ctx, s, N, "hybrids")
     k, sigma = hybrid_filter(ctx, s)
     score("hybrid", s.hybrids, A.lowpass(x, k, sigma), highpass_view(x, k, sigma), ("low-pass", "high-pass"))
