@@ -19,7 +19,13 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from difflab.edit.algorithms import Callback, denoise, guided_noise_batch, highpass, lowpass
+from difflab.edit.algorithms import (
+    Callback,
+    denoise,
+    guided_noise_batch,
+    highpass,
+    lowpass,
+)
 from difflab.edit.denoiser import Denoiser
 
 

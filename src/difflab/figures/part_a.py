@@ -8,8 +8,8 @@ out_dir/<name>*.png (and <name>.md for tables); the report section report/sectio
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

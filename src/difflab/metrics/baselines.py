@@ -3,7 +3,7 @@ candidates by the lowest mean squared error on held-out images (never on the ima
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

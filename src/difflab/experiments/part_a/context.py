@@ -124,7 +124,11 @@ def quality(x: Tensor, x0: Tensor, ssim: bool = False) -> dict[str, Tensor]:
     """Per-image scores of x against x0, both (N, C, H, W) in [0, 1]: {'mse', 'psnr' (dB)} and, with ssim=True,
     'ssim' (torchmetrics' Gaussian-window SSIM); each (N,) float64/float32 on the CPU.
     Source: difflab.metrics.image_quality."""
-    from difflab.metrics.image_quality import mse_per_image, psnr_from_mse, ssim_per_image
+    from difflab.metrics.image_quality import (
+        mse_per_image,
+        psnr_from_mse,
+        ssim_per_image,
+    )
 
     x, x0 = x.float().cpu(), x0.float().cpu()
     mse = mse_per_image(x, x0)
@@ -226,8 +230,7 @@ def write_result(result: Result, out_dir: str | Path, metrics_out: str | Path) -
     if bad:
         raise ValueError(f"fact names must match [a-z0-9_]+: {bad}")
     out_dir = Path(out_dir)
-    with atomic_path(out_dir / "result.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **result_arrays(result))
+    with atomic_path(out_dir / "result.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **result_arrays(result))
     write_json(out_dir / "facts.json", result.facts)
     write_metrics(metrics_out, list(result.metrics))

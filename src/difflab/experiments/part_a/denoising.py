@@ -10,7 +10,14 @@ import torch
 from torch import Tensor
 
 from difflab.edit import algorithms as A
-from difflab.experiments.part_a.context import Context, Result, best_blur_sigmas, listed, mean_psnr, quality
+from difflab.experiments.part_a.context import (
+    Context,
+    Result,
+    best_blur_sigmas,
+    listed,
+    mean_psnr,
+    quality,
+)
 
 PREVIEW_EVERY = 5  # 1.4 shows every 5th loop of the iterative denoiser
 METHODS = ("blur", "one_step", "iterative")

@@ -12,7 +12,15 @@ from torch import Tensor
 from difflab import DifflabError
 from difflab.edit import algorithms as A
 from difflab.edit import inputs
-from difflab.experiments.part_a.context import Context, Result, classify, listed, mean_psnr, quoted, trend
+from difflab.experiments.part_a.context import (
+    Context,
+    Result,
+    classify,
+    listed,
+    mean_psnr,
+    quoted,
+    trend,
+)
 from difflab.io import stderr_logger
 
 PEN_WIDTH = 2.6  # "hand-drawn" stroke width in pixels of the 28 x 28 frame
