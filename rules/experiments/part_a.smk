@@ -20,7 +20,7 @@ def part_a_inputs(wildcards):
     return inputs
 
 
-rule part_a_experiment:
+rule part_a:
     input:
         unpack(part_a_inputs),
     output:
