@@ -226,3 +226,13 @@ def test_every_figure_and_table_of_the_section_is_drawn(lab, mnist_hashes):
         figures = lab[0] / "figures_all" / name
         assert main(["parta", "figure", name, "--result-dir", str(out), "--out-dir", str(figures)]) == 0
         assert all((figures / f).is_file() for n, f in files if n == name)
+
+
+def test_the_rules_list_every_experiment_once():
+    text = (ROOT / "rules" / "experiments" / "part_a.smk").read_text()
+    listed = re.search(r"PART_A_EXPERIMENTS = \[([^\]]*)\]", text).group(1)
+    assert re.findall(r'"([a-z0-9_]+)"', listed) == list(EXPERIMENTS)
+    from difflab.commands.part_a import experiment_names
+    from difflab.figures.part_a import FIGURES
+
+    assert experiment_names() == list(EXPERIMENTS) == list(FIGURES)
