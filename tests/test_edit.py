@@ -16,6 +16,7 @@ from difflab import DifflabError
 from difflab.checkpoint import save_checkpoint
 from difflab.edit import algorithms as A
 from difflab.edit import inputs
+from difflab.edit import views as V
 from difflab.edit.backends import load_backend
 from difflab.edit.backends.mnist import MnistDenoiser, parse_digit_prompt
 from difflab.edit.denoiser import Denoiser
@@ -28,8 +29,8 @@ PROMPTS = {"p0": 0, "p1": 1, "p2": 2}
 
 
 def flip_matrix(mode: str) -> torch.Tensor:
-    """The permutation F with flip_image(x).flatten() == x.flatten() @ F."""
-    return A.flip_image(torch.eye(D).reshape(D, 1, H, W), mode).reshape(D, D)
+    """The permutation F with FLIPS[mode].view(x).flatten() == x.flatten() @ F."""
+    return V.FLIPS[mode].view(torch.eye(D).reshape(D, 1, H, W)).reshape(D, D)
 
 
 class LinearDenoiser:
@@ -210,44 +211,67 @@ def test_cfg_at_scale_one_is_the_conditional_prediction_and_zero_the_uncondition
     torch.testing.assert_close(A.cfg_noise(den, x, 5, cond, None)[0], eps_c)
 
 
+def anagram(den, x, c1, c2, mode):
+    return V.multi_view_noise(den, x, 9, V.anagram_views(mode), [c1, c2], 7.0, "mean")
+
+
+def hybrid(den, x, c1, c2, kernel_size=5, sigma=1.0):
+    return V.multi_view_noise(den, x, 9, V.hybrid_views(kernel_size, sigma), [c1, c2], 7.0, "sum")
+
+
 def test_guidance_runs_conditional_and_unconditional_halves_in_one_forward_pass():
     den = LinearDenoiser()
     x = torch.randn(3, 1, H, W)
     A.cfg_noise(den, x, 5, den.encode("p1"), 7.0)
-    A.anagram_noise(den, x, 5, den.encode("p1"), den.encode("p2"), 7.0)
-    A.hybrid_noise(den, x, 5, den.encode("p1"), den.encode("p2"), 7.0, 3, 1.0)
+    anagram(den, x, den.encode("p1"), den.encode("p2"), "vertical")
+    hybrid(den, x, den.encode("p1"), den.encode("p2"), 3, 1.0)
     assert den.calls == [6, 12, 12]
 
 
-@pytest.mark.parametrize("mode", A.FLIPS)
-def test_anagram_noise_matches_its_formula(mode):
-    den = LinearDenoiser()
+@pytest.mark.parametrize("mode", list(V.FLIPS))
+def test_flips_are_involutions_and_rotate180_flips_both_axes(mode):
+    x = torch.randn(2, 1, H, W, generator=gen(1))
+    flip = V.FLIPS[mode]
+    assert torch.equal(flip.inverse_view(flip.view(x)), x) and not torch.equal(flip.view(x), x)
+    assert torch.equal(V.FLIPS["vertical"].view(x)[..., 0, :], x[..., -1, :])
+    assert torch.equal(V.FLIPS["rotate180"].view(x)[..., 0, 0], x[..., -1, -1])
+
+
+@pytest.mark.parametrize("variance", [None, 0.3])
+@pytest.mark.parametrize("mode", list(V.FLIPS))
+def test_anagram_noise_matches_its_formula_bit_for_bit(mode, variance):
+    """eps = (eps_1 + f(eps_2)) / 2, the variance the same way: exactly the numbers of the pre-views code."""
+    den = LinearDenoiser(variance=variance)
     x = torch.randn(2, 1, H, W, generator=gen(1))
     c1, c2 = den.encode("p1"), den.encode("p2")
-    e1 = A.cfg_noise(den, x, 9, c1, 7.0)[0]
-    e2 = A.cfg_noise(den, A.flip_image(x, mode), 9, c2, 7.0)[0]
-    torch.testing.assert_close(A.anagram_noise(den, x, 9, c1, c2, 7.0, mode)[0], (e1 + A.flip_image(e2, mode)) / 2)
+    flip = V.FLIPS[mode]
+    e1, v1 = A.cfg_noise(den, x, 9, c1, 7.0)
+    e2, v2 = A.cfg_noise(den, flip.view(x), 9, c2, 7.0)
+    eps, var = anagram(den, x, c1, c2, mode)
+    assert torch.equal(eps, (e1 + flip.view(e2)) / 2)
+    assert var is None if variance is None else torch.equal(var, (v1 + flip.view(v2)) / 2)
 
 
-@pytest.mark.parametrize("mode", A.FLIPS)
+@pytest.mark.parametrize("mode", list(V.FLIPS))
 def test_anagram_with_equal_prompts_is_flip_symmetric(mode):
     x = torch.randn(2, 1, H, W, generator=gen(1))
     c = LinearDenoiser().encode("p1")
+    flip, views = V.FLIPS[mode], V.anagram_views(mode)
     # any model: the noise estimate commutes with the flip
     den = LinearDenoiser()
-    eps = A.anagram_noise(den, x, 9, c, c, 7.0, mode)[0]
-    eps_of_flip = A.anagram_noise(den, A.flip_image(x, mode), 9, c, c, 7.0, mode)[0]
-    torch.testing.assert_close(eps_of_flip, A.flip_image(eps, mode))
+    eps = anagram(den, x, c, c, mode)[0]
+    eps_of_flip = anagram(den, flip.view(x), c, c, mode)[0]
+    torch.testing.assert_close(eps_of_flip, flip.view(eps))
     # a flip-symmetric model: the anagram is plain CFG sampling, and a flip-symmetric x_T gives a flip-symmetric mean path
     sym = LinearDenoiser(symmetric=mode)
-    torch.testing.assert_close(A.anagram_noise(sym, x, 9, c, c, 7.0, mode)[0], A.cfg_noise(sym, x, 9, c, 7.0)[0])
+    torch.testing.assert_close(anagram(sym, x, c, c, mode)[0], A.cfg_noise(sym, x, 9, c, 7.0)[0])
     ts = A.denoising_timesteps(40, 8)
-    got = A.visual_anagram(sym, x, ts, c, c, gen(6), 7.0, mode)
+    got = V.multi_view_sample(sym, x, ts, views, [c, c], gen(6), 7.0, "mean")
     torch.testing.assert_close(got, A.iterative_denoise(sym, x, 0, ts, c, gen(6), 7.0), atol=1e-5, rtol=1e-5)
-    x_sym = (x + A.flip_image(x, mode)) / 2
-    out = A.visual_anagram(sym, x_sym, [20, -1], c, c, gen(6), 7.0, mode)  # a last step adds no noise
-    torch.testing.assert_close(out, A.flip_image(out, mode), atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(x, A.flip_image(x, mode))
+    x_sym = (x + flip.view(x)) / 2
+    out = V.multi_view_sample(sym, x_sym, [20, -1], views, [c, c], gen(6), 7.0, "mean")  # a last step adds no noise
+    torch.testing.assert_close(out, flip.view(out), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(x, flip.view(x))
 
 
 def test_hybrid_with_the_same_prompt_twice_is_plain_cfg():
@@ -255,19 +279,31 @@ def test_hybrid_with_the_same_prompt_twice_is_plain_cfg():
     x = torch.randn(2, 1, H, W, generator=gen(1))
     c = den.encode("p1")
     ts = A.denoising_timesteps(40, 5)
-    got = A.hybrid(den, x, ts, c, c, gen(7), 7.0, kernel_size=5, sigma=1.0)
+    got = V.multi_view_sample(den, x, ts, V.hybrid_views(5, 1.0), [c, c], gen(7), 7.0, "sum")
     torch.testing.assert_close(got, A.iterative_denoise(den, x, 0, ts, c, gen(7), 7.0), atol=1e-5, rtol=1e-5)
 
 
-def test_hybrid_noise_matches_its_formula():
-    den = LinearDenoiser()
+@pytest.mark.parametrize("variance", [None, 0.3])
+def test_hybrid_noise_matches_its_formula_bit_for_bit(variance):
+    """eps = lowpass(eps_1) + highpass(eps_2) and the mean of the two variances, as the pre-views code computed."""
+    den = LinearDenoiser(variance=variance)
     x = torch.randn(2, 1, H, W, generator=gen(1))
     c1, c2 = den.encode("p1"), den.encode("p2")
-    e1, e2 = A.cfg_noise(den, x, 9, c1, 7.0)[0], A.cfg_noise(den, x, 9, c2, 7.0)[0]
-    want = A.lowpass(e1, 5, 1.0) + (e2 - A.lowpass(e2, 5, 1.0))
-    got = A.hybrid_noise(den, x, 9, c1, c2, 7.0, 5, 1.0)[0]
-    torch.testing.assert_close(got, want)
-    assert not torch.allclose(got, e1) and not torch.allclose(got, e2)
+    (e1, v1), (e2, v2) = A.cfg_noise(den, x, 9, c1, 7.0), A.cfg_noise(den, x, 9, c2, 7.0)
+    eps, var = hybrid(den, x, c1, c2)
+    assert torch.equal(eps, A.lowpass(e1, 5, 1.0) + A.highpass(e2, 5, 1.0))
+    assert var is None if variance is None else torch.equal(var, (v1 + v2) / 2)
+    torch.testing.assert_close(eps, A.lowpass(e1, 5, 1.0) + (e2 - A.lowpass(e2, 5, 1.0)))
+    assert not torch.allclose(eps, e1) and not torch.allclose(eps, e2)
+
+
+def test_multi_view_noise_refuses_unknown_reductions_and_mismatched_conditions():
+    den = LinearDenoiser()
+    x = torch.randn(1, 1, H, W)
+    with pytest.raises(ValueError, match="reduction"):
+        V.multi_view_noise(den, x, 9, V.anagram_views("vertical"), [den.encode("p1")] * 2, 7.0, "max")
+    with pytest.raises(ValueError, match="2 views but 1 conditions"):
+        V.multi_view_noise(den, x, 9, V.anagram_views("vertical"), [den.encode("p1")], 7.0)
 
 
 # --- SDEdit and inpainting ------------------------------------------------------------------------------------
@@ -337,16 +373,6 @@ def test_blur_denoise_rescales_then_blurs():
     x0 = torch.full((1, 1, 28, 28), 0.4)
     abar = torch.tensor(0.25).reshape(1, 1, 1, 1)
     torch.testing.assert_close(A.blur_denoise(abar.sqrt() * x0, abar, 1.0), x0)
-
-
-def test_flips_are_involutions():
-    x = torch.arange(16.0).reshape(1, 1, 4, 4)
-    for mode in A.FLIPS:
-        assert torch.equal(A.flip_image(A.flip_image(x, mode), mode), x)
-    assert torch.equal(A.flip_image(x, "vertical")[0, 0, 0], x[0, 0, -1])
-    assert torch.equal(A.flip_image(x, "rotate180")[0, 0, 0], x[0, 0, -1].flip(0))
-    with pytest.raises(ValueError):
-        A.flip_image(x, "sideways")
 
 
 # --- the MNIST backend ---------------------------------------------------------------------------------------

@@ -263,52 +263,7 @@ def inpaint(
     return denoise(denoiser, x, timesteps, i_start, noise_fn, generator, after_step=keep_known, callback=callback, desc=desc)
 
 
-# --- illusions ----------------------------------------------------------------------------------------------
-
-FLIPS = ("vertical", "rotate180")
-
-
-def flip_image(x: Tensor, mode: str = "vertical") -> Tensor:
-    """The anagram's view change: 'vertical' flips rows (upside down), 'rotate180' flips rows and columns.
-
-    Both are involutions: flip_image(flip_image(x)) == x.
-    """
-    if mode == "vertical":
-        return torch.flip(x, dims=[-2])
-    if mode == "rotate180":
-        return torch.flip(x, dims=[-2, -1])
-    raise ValueError(f"unknown flip {mode!r}; expected one of {FLIPS}")
-
-
-def anagram_noise(
-    denoiser: Denoiser, x_t: Tensor, t: int, cond_up: Tensor, cond_flip: Tensor, cfg_scale: float | None, flip: str = "vertical"
-) -> tuple[Tensor, Tensor | None]:
-    """Visual-anagram noise (A.1.8): eps = (eps_1 + flip(eps_2)) / 2 with
-    eps_1 = CFG-eps(x_t, t, p_1) and eps_2 = CFG-eps(flip(x_t), t, p_2); both pairs run in one forward pass.
-    A learned variance is averaged the same way."""
-    x_flip = flip_image(x_t, flip)
-    (e1, v1), (e2, v2) = guided_noise_batch(denoiser, [x_t, x_flip], t, [cond_up, cond_flip], cfg_scale)
-    eps = (e1 + flip_image(e2, flip)) / 2
-    var = None if v1 is None else (v1 + flip_image(v2, flip)) / 2
-    return eps, var
-
-
-def visual_anagram(
-    denoiser: Denoiser,
-    x: Tensor,
-    timesteps: list[int],
-    cond_up: Tensor,
-    cond_flip: Tensor,
-    generator: torch.Generator,
-    cfg_scale: float | None,
-    flip: str = "vertical",
-    i_start: int = 0,
-    callback: Callback | None = None,
-    desc: str | None = None,
-) -> Tensor:
-    """Sample an image that shows p_1 upright and p_2 after `flip_image(., flip)`, from x at timesteps[i_start]."""
-    noise_fn = lambda x_t, t: anagram_noise(denoiser, x_t, t, cond_up, cond_flip, cfg_scale, flip)  # noqa: E731
-    return denoise(denoiser, x, timesteps, i_start, noise_fn, generator, callback=callback, desc=desc)
+# --- Gaussian filters (blur denoising; the hybrids' views in difflab.edit.views) ----------------------------
 
 
 def gaussian_kernel_size(sigma: float) -> int:
@@ -343,34 +298,3 @@ def blur_denoise(x_t: Tensor, abar_t: Tensor, sigma: float) -> Tensor:
     """Classical denoising (A.1.2): Gaussian blur of x_t / sqrt(abar_t) = predict_x0(x_t, eps = 0, abar_t),
     the noisy image brought back to the clean image's scale, with a gaussian_kernel_size(sigma) kernel."""
     return lowpass(predict_x0(x_t, torch.zeros_like(x_t), abar_t), gaussian_kernel_size(sigma), sigma)
-
-
-def hybrid_noise(
-    denoiser: Denoiser, x_t: Tensor, t: int, cond_low: Tensor, cond_high: Tensor, cfg_scale: float | None,
-    kernel_size: int, sigma: float,
-) -> tuple[Tensor, Tensor | None]:
-    """Hybrid-image noise (A.1.9, factorized diffusion): eps = lowpass(eps_1) + highpass(eps_2) with
-    eps_k = CFG-eps(x_t, t, p_k); both run in one forward pass. A learned variance is the mean of the two."""
-    (e1, v1), (e2, v2) = guided_noise_batch(denoiser, [x_t, x_t], t, [cond_low, cond_high], cfg_scale)
-    eps = lowpass(e1, kernel_size, sigma) + highpass(e2, kernel_size, sigma)
-    var = None if v1 is None else (v1 + v2) / 2
-    return eps, var
-
-
-def hybrid(
-    denoiser: Denoiser,
-    x: Tensor,
-    timesteps: list[int],
-    cond_low: Tensor,
-    cond_high: Tensor,
-    generator: torch.Generator,
-    cfg_scale: float | None,
-    kernel_size: int,
-    sigma: float,
-    i_start: int = 0,
-    callback: Callback | None = None,
-    desc: str | None = None,
-) -> Tensor:
-    """Sample an image that shows p_low from afar (its low frequencies) and p_high close up."""
-    noise_fn = lambda x_t, t: hybrid_noise(denoiser, x_t, t, cond_low, cond_high, cfg_scale, kernel_size, sigma)  # noqa: E731
-    return denoise(denoiser, x, timesteps, i_start, noise_fn, generator, callback=callback, desc=desc)

@@ -1,5 +1,151 @@
-"""Settings of the Part A jobs (experiments over a Denoiser backend), one frozen dataclass per job."""
+"""Settings of the Part A jobs (experiments over a Denoiser backend), one frozen dataclass per job.
+
+Job `part_a.<experiment>` reads exactly the fields of its class: config keys `part_a.<field>` plus the
+top-level `seed` and `device`. Every job reads `backend` (which Denoiser to load) and `batch_size` (images
+per model forward pass). Only the experiments that guide with classifier-free guidance hold `cfg_scale`, so a
+change of it reruns those and nothing else. Values arrive as JSON types: lists stay lists, pairs are
+two-item lists, masks are [row0, row1, col0, col1] lists or file paths.
+"""
 
 from __future__ import annotations
 
-from difflab.settings import job, other  # noqa: F401
+import dataclasses
+
+from difflab.settings import job
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """Fields every Part A job reads."""
+
+    seed: int
+    device: str
+    backend: str
+    batch_size: int
+
+
+@job("part_a.sampling", "part_a")
+class Sampling(_Job):
+    sample_prompts: list
+    sample_step_counts: list
+    num_samples: int
+    cfg_scale: float
+
+
+@job("part_a.forward", "part_a")
+class Forward(_Job):
+    test_images: list
+    forward_fractions: list
+
+
+@job("part_a.blur", "part_a")
+class Blur(_Job):
+    test_images: list
+    forward_fractions: list
+    blur_sigmas: list
+    benchmark_num_images: int  # training images that choose the blur sigma
+
+
+@job("part_a.one_step", "part_a")
+class OneStep(_Job):
+    test_images: list
+    forward_fractions: list
+
+
+@job("part_a.iterative", "part_a")
+class Iterative(_Job):
+    test_images: list
+    stride: int
+    i_start: int
+    blur_sigmas: list
+    benchmark_num_images: int
+
+
+@job("part_a.benchmark", "part_a")
+class Benchmark(_Job):
+    forward_fractions: list
+    stride: int
+    blur_sigmas: list
+    benchmark_num_images: int
+
+
+@job("part_a.samples", "part_a")
+class Samples(_Job):
+    num_samples: int
+    stride: int
+
+
+@job("part_a.cfg", "part_a")
+class Cfg(_Job):
+    num_samples: int
+    stride: int
+    cfg_scale: float
+
+
+@job("part_a.sdedit", "part_a")
+class Sdedit(_Job):
+    test_images: list
+    sdedit_i_starts: list
+    stride: int
+    cfg_scale: float
+
+
+@job("part_a.sdedit_inputs", "part_a")
+class SdeditInputs(_Job):
+    hand_drawn_digits: list
+    web_digits: list
+    images_dir: str
+    sdedit_i_starts: list
+    stride: int
+    cfg_scale: float
+
+
+@job("part_a.inpaint", "part_a")
+class Inpaint(_Job):
+    test_images: list
+    inpaint_masks: list
+    num_samples: int
+    stride: int
+    cfg_scale: float
+
+
+@job("part_a.img2img", "part_a")
+class Img2img(_Job):
+    test_images: list
+    img2img_prompts: list
+    sdedit_i_starts: list
+    stride: int
+    cfg_scale: float
+
+
+@job("part_a.anagrams", "part_a")
+class Anagrams(_Job):
+    anagrams: list
+    anagram_flip: str
+    num_samples: int
+    stride: int
+    cfg_scale: float
+
+
+@job("part_a.hybrids", "part_a")
+class Hybrids(_Job):
+    hybrids: list
+    hybrid_kernel_size: int
+    hybrid_sigma: float
+    hybrid_reference_size: int
+    num_samples: int
+    stride: int
+    cfg_scale: float
+
+
+@job("part_a.illusions", "part_a")
+class Illusions(_Job):
+    anagrams: list
+    anagram_flip: str
+    hybrids: list
+    hybrid_kernel_size: int
+    hybrid_sigma: float
+    hybrid_reference_size: int
+    illusion_num_seeds: int
+    stride: int
+    cfg_scale: float

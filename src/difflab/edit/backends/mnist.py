@@ -15,7 +15,7 @@ What plays DeepFloyd's "a high quality photo" (the content-free prompt of A.1.3-
   (sampling k ~ p(k), then x ~ p_gamma(x | k) is the guided counterpart of sampling the whole distribution),
   and SDEdit and inpainting guide towards the digit the input already shows (its label, the digit drawn, or
   the digit that starts a user file's name): the trained condition closest to "a better version of this
-  image". See difflab.parta, which makes these choices.
+  image". See difflab.experiments.part_a, which makes these choices.
 """
 
 from __future__ import annotations

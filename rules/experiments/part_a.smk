@@ -1,0 +1,45 @@
+# Part A's experiments (CS180 project 5, Part A) over a Denoiser backend: one job per experiment, each writing
+# results/experiments/part_a/<name>/{result.npz,facts.json} and results/metrics/part_a_<name>.csv.
+# The mnist backend is the Part B class-conditioned UNet at its final epoch. Each job gets only the config keys
+# its settings class (difflab.settings.part_a) reads, so e.g. part_a.cfg_scale reruns only the guided experiments.
+
+PART_A_EXPERIMENTS = ["sampling", "forward", "blur", "one_step", "iterative", "benchmark", "samples", "cfg",
+                      "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids", "illusions"]
+
+
+def part_a_settings(wildcards):
+    return settings_json(f"part_a.{wildcards.experiment}")
+
+
+def part_a_inputs(wildcards):
+    inputs = {"data": MNIST, "classifier": CLASSIFIER}
+    if config["part_a"]["backend"] == "mnist":
+        inputs["checkpoint"] = final_checkpoint("class")
+    if wildcards.experiment == "inpaint":  # mask images: a changed mask file reruns the job
+        inputs["masks"] = [m for m in config["part_a"]["inpaint_masks"] if isinstance(m, str)]
+    return inputs
+
+
+rule part_a:
+    input:
+        unpack(part_a_inputs),
+    output:
+        result="results/experiments/part_a/{experiment}/result.npz",
+        facts="results/experiments/part_a/{experiment}/facts.json",
+        metrics="results/metrics/part_a_{experiment}.csv",
+    wildcard_constraints:
+        experiment="|".join(PART_A_EXPERIMENTS),
+    params:
+        settings=part_a_settings,
+        out_dir="results/experiments/part_a/{experiment}",
+    log:
+        "results/logs/experiments/part_a/{experiment}.log",
+    benchmark:
+        "results/benchmarks/experiments/part_a/{experiment}.tsv"
+    threads: 1
+    resources:
+        gpu=1,
+    shell:
+        "{DIFFLAB} parta run {wildcards.experiment} --settings {params.settings:q} --checkpoint {input.checkpoint}"
+        " --data {input.data} --classifier {input.classifier} --out-dir {params.out_dir}"
+        " --metrics-out {output.metrics} > {log} 2>&1"

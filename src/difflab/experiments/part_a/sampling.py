@@ -1,0 +1,96 @@
+"""Part A 0, 1.5 and 1.6: sampling from pure noise (chains from x_T), without and with classifier-free guidance,
+each returning a Result. The Part B MNIST classifier reads what the samples show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from difflab.edit import algorithms as A
+from difflab.experiments.part_a.context import Context, Result, classify, listed, quoted
+
+
+@dataclass(frozen=True)
+class SamplingResult(Result):
+    """images: (N*P*S, 1, 28, 28) order step count, prompt, sample (all step counts start from the same x_T);
+    prompts: (P,); steps: (N,) the denoising steps actually run per step count; agreement: (N,) share of the
+    P*S samples the classifier reads as the prompted digit."""
+
+    images: Tensor
+    prompts: list
+    steps: list
+    agreement: list
+
+
+def sampling(ctx: Context, s) -> SamplingResult:
+    """0: CFG samples (gamma = part_a.cfg_scale) for each prompt at each of part_a.sample_step_counts
+    (timestep stride A.stride_for_steps). Random draws: ctx.generator('noise') for x_T, then
+    ctx.generator('steps', n) for the steps' z at step count n."""
+    prompts, S = s.sample_prompts, s.num_samples
+    cond = ctx.encode("sample_prompts", prompts).repeat_interleave(S, dim=0)
+    x_T = A.pure_noise(ctx.den, len(prompts) * S, ctx.generator("noise"))
+    rows, used = [], []
+    for n in s.sample_step_counts:
+        ts = A.denoising_timesteps(ctx.T, A.stride_for_steps(ctx.T, n))
+        used.append(len(ts) - 1)
+        rows.append(A.iterative_denoise(ctx.den, x_T, 0, ts, cond, ctx.generator("steps", n), s.cfg_scale,
+                                        desc=f"sampling, {n} steps"))
+    images = torch.cat(rows)
+    pred, _ = classify(ctx.classifier(), images)
+    intended = torch.cat([cond.argmax(dim=1)] * len(used))
+    hits = (pred == intended.to(pred.device)).float().reshape(len(used), len(prompts) * S).mean(dim=1).tolist()
+    metrics = [ctx.row(f"steps={u}", "classifier_agreement", r, len(prompts) * S) for u, r in zip(used, hits)]
+    facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "cfg_scale": f"{s.cfg_scale:g}", "prompts": quoted(prompts),
+             "steps": " and ".join(map(str, used)), "num_samples": S,
+             "agreement": ", ".join(f"{100 * r:.0f}% ({u} steps)" for u, r in zip(used, hits))}
+    return SamplingResult(metrics, facts, ctx.clamp(images), list(prompts), used, hits)
+
+
+@dataclass(frozen=True)
+class SamplesResult(Result):
+    """images: (S, 1, 28, 28); predicted: (S,) the digit the classifier reads; confidence: (S,) its probability."""
+
+    images: Tensor
+    predicted: Tensor
+    confidence: Tensor
+
+
+def samples(ctx: Context, s) -> SamplesResult:
+    """1.5: iterative denoising from pure noise (i_start = 0) under the null condition, no guidance.
+    Random draws: ctx.generator(): x_T, then one z per step."""
+    S = s.num_samples
+    g = ctx.generator()
+    x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.timesteps(s.stride), ctx.den.null_condition(S),
+                            g, desc="samples")
+    pred, conf = classify(ctx.classifier(), x)
+    metrics = [ctx.row("", "classifier_confidence_mean", float(conf.mean()), S)]
+    facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "stride": s.stride, "num_samples": S, "read_as": listed(pred.tolist()),
+             "confidence": f"{float(conf.mean()):.2f}"}
+    return SamplesResult(metrics, facts, ctx.clamp(x), pred, conf)
+
+
+@dataclass(frozen=True)
+class CfgResult(Result):
+    """images: (S, 1, 28, 28), sample i guided towards digits[i]; digits: (S,) drawn uniformly from 0-9."""
+
+    images: Tensor
+    digits: Tensor
+
+
+def cfg(ctx: Context, s) -> CfgResult:
+    """1.6: CFG samples eps = eps_u + gamma (eps_c - eps_u), each towards a uniformly drawn digit.
+    Random draws: ctx.generator(): the S digits, x_T, then one z per step."""
+    S = s.num_samples
+    g = ctx.generator()
+    digits = torch.randint(0, 10, (S,), generator=g, device=ctx.den.device)
+    cond = ctx.digit_conditions(digits.tolist())
+    x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.timesteps(s.stride), cond, g, s.cfg_scale,
+                            desc="CFG samples")
+    pred, _ = classify(ctx.classifier(), x)
+    rate = float((pred == digits.to(pred.device)).float().mean())
+    metrics = [ctx.row(f"guidance={s.cfg_scale:g}", "classifier_agreement", rate, S)]
+    facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "cfg_scale": f"{s.cfg_scale:g}", "num_samples": S,
+             "digits": listed(digits.tolist()), "agreement": f"{100 * rate:.0f}%"}
+    return CfgResult(metrics, facts, ctx.clamp(x), digits)

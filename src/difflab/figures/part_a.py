@@ -1,0 +1,204 @@
+"""Part A's figures and tables, drawn only from each experiment's result files (result.npz, facts.json):
+image grids (PNG), the benchmark and illusion plots, and the two pipe tables the report includes.
+
+Uses numpy, matplotlib and PIL only (no torch). `draw(name, result_dir, out_dir)` writes
+out_dir/<name>*.png (and <name>.md for tables); the report section report/sections/part_a.qmd names the files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from difflab.figures.grids import save_figure, save_grid
+from difflab.io import write_text
+
+METHOD_NAMES = {"blur": "Gaussian blur", "one_step": "one-step", "iterative": "iterative"}
+MEASURE_LABELS = {"mse": "MSE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+
+
+def columns(cols: list[np.ndarray]) -> np.ndarray:
+    """Per-column batches (K, ...) -> (K * len(cols), ...) in row-major grid order: row k holds image k of each."""
+    return np.stack(cols, axis=1).reshape(-1, *cols[0].shape[1:])
+
+
+def split(images: np.ndarray, parts: int) -> list[np.ndarray]:
+    """(parts * K, ...) -> parts batches of (K, ...), in order."""
+    return list(images.reshape(parts, -1, *images.shape[1:]))
+
+
+def quoted(text) -> str:
+    return f"“{text}”"
+
+
+def sampling(r, facts, out: Path) -> None:
+    prompts, steps = list(r["prompts"]), list(r["steps"])
+    labels = [f"{quoted(p)}\n{n} steps" for n in steps for p in prompts]
+    save_grid(out / "sampling.png", r["images"], nrow=len(prompts) * len(steps), row_labels=labels)
+
+
+def forward(r, facts, out: Path) -> None:
+    K = len(r["indices"])
+    titles = ["original"] + [f"t = {t}" for t in r["levels"]]
+    save_grid(out / "forward.png", columns([r["originals"]] + split(r["noisy"], len(r["levels"]))), nrow=K, titles=titles)
+
+
+def blur(r, facts, out: Path) -> None:
+    L, K = len(r["levels"]), len(r["indices"])
+    cols, titles = [], []
+    for t, sigma, x_t, x_hat in zip(r["levels"], r["sigmas"], split(r["noisy"], L), split(r["blurred"], L)):
+        cols += [x_t, x_hat]
+        titles += [f"noisy t = {t}", f"blur σ = {sigma:g}"]
+    save_grid(out / "blur.png", columns(cols), nrow=K, titles=titles)
+
+
+def one_step(r, facts, out: Path) -> None:
+    L, K = len(r["levels"]), len(r["indices"])
+    cols, titles = [r["originals"]], ["original"]
+    for t, x_t, x_hat in zip(r["levels"], split(r["noisy"], L), split(r["estimates"], L)):
+        cols += [x_t, x_hat]
+        titles += [f"noisy t = {t}", "one-step"]
+    save_grid(out / "one_step.png", columns(cols), nrow=K, titles=titles)
+
+
+def iterative(r, facts, out: Path) -> None:
+    K = len(r["indices"])
+    shown = split(r["steps"], len(r["shown_t"])) + [r["iterative"]]
+    save_grid(out / "iterative_steps.png", columns(shown), nrow=K, titles=[f"t = {t}" for t in r["shown_t"]] + ["final"])
+    save_grid(out / "iterative_compare.png",
+              columns([r["originals"], r["noisy"], r["iterative"], r["one_step"], r["blurred"]]), nrow=K,
+              titles=["original", f"noisy t = {facts['t_start']}", "iterative", "one-step", f"blur σ = {facts['blur_sigma']}"])
+
+
+def benchmark(r, facts, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    levels, methods, measures = list(r["levels"]), list(r["methods"]), list(r["measures"])
+    mean, std = r["mean"], r["std"]
+    fig, axes = plt.subplots(1, len(measures), figsize=(10, 3.2))
+    for ki, (ax, key) in enumerate(zip(axes, measures)):
+        for mi, method in enumerate(methods):
+            ax.errorbar(levels, mean[mi, :, ki], yerr=std[mi, :, ki], label=METHOD_NAMES[method], marker="o", capsize=3,
+                        linewidth=1.3, markersize=4)
+        ax.set_xlabel("noise level t")
+        ax.set_ylabel(MEASURE_LABELS[key])
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, out / "benchmark.png")
+    lines = ["| $t$ | method | MSE | PSNR (dB) | SSIM |", "|---:|:---|---:|---:|---:|"]
+    for li, t in enumerate(levels):
+        for mi, method in enumerate(methods):
+            name = METHOD_NAMES[method] + (f" (σ = {r['sigmas'][li]:g})" if method == "blur" else "")
+            m, s = mean[mi, li], std[mi, li]
+            lines.append(f"| {t} | {name} | {m[0]:.4f} ± {s[0]:.4f} | {m[1]:.2f} ± {s[1]:.2f} | {m[2]:.3f} ± {s[2]:.3f} |")
+    caption = (f": Denoiser benchmark on {facts['n']} MNIST test images, mean ± std, T = {facts['num_timesteps']}; "
+               f"seed {facts['seed']} {{#tbl-a-benchmark}}")
+    write_text(out / "benchmark.md", "\n".join(lines) + "\n\n" + caption + "\n")
+
+
+def samples(r, facts, out: Path) -> None:
+    titles = [f"reads {int(p)} ({float(c):.2f})" for p, c in zip(r["predicted"], r["confidence"])]
+    save_grid(out / "samples.png", r["images"], nrow=1, titles=titles)
+
+
+def cfg(r, facts, out: Path) -> None:
+    save_grid(out / "cfg.png", r["images"], nrow=1, titles=[quoted(f"a {int(d)}") for d in r["digits"]])
+
+
+def _sdedit_grid(r, path: Path, last_title: str) -> None:
+    I, K = len(r["i_starts"]), len(r["originals"])
+    names = [str(n) for n in r["names"]]
+    titles = [f"i={i} (t={t})" for i, t in zip(r["i_starts"], r["t_values"])] + [last_title]
+    save_grid(path, columns(split(r["edits"], I) + [r["originals"]]), nrow=K, titles=titles,
+              row_labels=names if any(names) else None)
+
+
+def sdedit(r, facts, out: Path) -> None:
+    _sdedit_grid(r, out / "sdedit.png", "original")
+
+
+def sdedit_inputs(r, facts, out: Path) -> None:
+    _sdedit_grid(r, out / "sdedit_inputs.png", "input")
+
+
+def inpaint(r, facts, out: Path) -> None:
+    originals, masks = r["originals"], r["masks"]
+    K, M = len(originals), len(masks)
+    S = len(r["images"]) // (K * M)
+    rows = []
+    for k in range(K):
+        for j in range(M):
+            hole = originals[k] * (1 - masks[j]) + 0.5 * masks[j]
+            rows.append(np.concatenate([originals[k:k + 1], hole[None], r["images"][(k * M + j) * S:(k * M + j + 1) * S]]))
+    save_grid(out / "inpaint.png", np.concatenate(rows), nrow=K * M,
+              titles=["original", "mask (grey)"] + [f"sample {s + 1}" for s in range(S)])
+
+
+def img2img(r, facts, out: Path) -> None:
+    I = len(r["i_starts"])
+    names = [f"{i} → {quoted(p)}" for p in r["prompts"] for i in r["indices"]]
+    save_grid(out / "img2img.png", columns([r["sources"]] + split(r["edits"], I)), nrow=len(r["sources"]), row_labels=names,
+              titles=["original"] + [f"i={i} (t={t})" for i, t in zip(r["i_starts"], r["t_values"])])
+
+
+def anagrams(r, facts, out: Path) -> None:
+    pairs = r["pairs"]
+    up, flipped = split(r["images"], len(pairs)), split(r["flipped"], len(pairs))
+    view = "flipped" if facts["view"] == "a vertical flip" else "rotated"
+    labels = [label for p1, p2 in pairs for label in (f"{quoted(p1)}\nupright", f"{quoted(p2)}\n{view}")]
+    save_grid(out / "anagrams.png", np.concatenate([x for pair in zip(up, flipped) for x in pair]), nrow=2 * len(pairs),
+              row_labels=labels)
+
+
+def hybrids(r, facts, out: Path) -> None:
+    pairs = r["pairs"]
+    J = len(pairs)
+    batches = zip(split(r["images"], J), split(r["lowpass"], J), split(r["highpass"], J))
+    labels = [label for p1, p2 in pairs for label in (f"{quoted(p1)} + {quoted(p2)}", f"low-pass\n({quoted(p1)})",
+                                                      f"high-pass\n({quoted(p2)})")]
+    save_grid(out / "hybrids.png", np.concatenate([x for b in batches for x in b]), nrow=3 * J, row_labels=labels)
+
+
+def illusions(r, facts, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    rates, kinds, labels, views = r["rates"], list(r["kinds"]), list(r["labels"]), r["views"]
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(kinds)), 3.2))
+    xs = np.arange(len(kinds))
+    width = 0.27
+    for offset, col, label in ((-width, 0, "first view"), (0, 1, "second view"), (width, 2, "both")):
+        ax.bar(xs + offset, 100 * rates[:, col], width, label=label)
+    ax.set_xticks(list(xs), [f"{k}\n{lab}" for k, lab in zip(kinds, labels)], fontsize=7)
+    ax.set_ylabel("read as intended (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, out / "illusions.png")
+    lines = ["| illusion | prompts | first view | second view | both |", "|:---|:---|---:|---:|---:|"]
+    for kind, label, (v1, v2), (r1, r2, both) in zip(kinds, labels, views, rates):
+        lines.append(f"| {kind} | {label} | {v1}: {100 * r1:.0f}% | {v2}: {100 * r2:.0f}% | {100 * both:.0f}% |")
+    caption = (f": Illusion success rates read by the MNIST classifier over {facts['num_seeds']} seeds per pair, "
+               f"CFG γ = {facts['cfg_scale']}; seed {facts['seed']} {{#tbl-a-illusions}}")
+    write_text(out / "illusions.md", "\n".join(lines) + "\n\n" + caption + "\n")
+
+
+FIGURES: dict[str, Callable] = {
+    "sampling": sampling, "forward": forward, "blur": blur, "one_step": one_step, "iterative": iterative,
+    "benchmark": benchmark, "samples": samples, "cfg": cfg, "sdedit": sdedit, "sdedit_inputs": sdedit_inputs,
+    "inpaint": inpaint, "img2img": img2img, "anagrams": anagrams, "hybrids": hybrids, "illusions": illusions,
+}
+
+
+def draw(name: str, result_dir: str | Path, out_dir: str | Path) -> None:
+    """Draw experiment `name`'s figures from result_dir/{result.npz, facts.json} into out_dir (created)."""
+    result_dir, out = Path(result_dir), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with np.load(result_dir / "result.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    facts = json.loads((result_dir / "facts.json").read_text())
+    FIGURES[name](arrays, facts, out)
