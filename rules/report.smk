@@ -2,6 +2,8 @@
 # timings), and the render of report/index.qmd (+ report/sections/*.qmd) into one self-contained HTML page
 # (Quarto where installed, else pandoc from the pypandoc-binary wheel). All four are local jobs.
 
+EXPERIMENT_FACTS = [f"results/experiments/part_a/{name}/facts.json" for name in PART_A_EXPERIMENTS] + part_b_facts()
+FIGURE_DIRS = [f"results/figures/part_a/{name}" for name in PART_A_EXPERIMENTS] + part_b_figures()
 REPORT_SOURCES = ["report/index.qmd", *sorted(str(p) for p in Path("report/sections").glob("*.qmd")),
                   "report/style.css", "report/template.html"]
 

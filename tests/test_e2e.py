@@ -179,8 +179,8 @@ def test_rerun_after_blur_holdout_is_the_ood_table_and_the_report(smoke_run):
 def test_rerun_after_cfg_scale_is_the_guided_part_a_experiments(smoke_run):
     work, _ = smoke_run
     planned = planned_jobs(dry_run(work, "--configfile", override(work, "part_a.cfg_scale", 5.0)))
-    assert {rule for rule, _ in planned} == {"part_a_experiment", "part_a_figure"} | REPORT_STAGE
-    for rule in ("part_a_experiment", "part_a_figure"):
+    assert {rule for rule, _ in planned} == {"part_a", "part_a_figures"} | REPORT_STAGE
+    for rule in ("part_a", "part_a_figures"):
         assert {w.removeprefix("experiment=") for r, w in planned if r == rule} == GUIDED
 
 
@@ -200,7 +200,7 @@ def test_rerun_after_a_plot_style_change_is_figures_and_report(smoke_run):
     with edited(work / "src" / "difflab" / "figures" / "part_b.py", "", "\n# a plot-style change\n"):
         assert planned_rules(work) == {"part_b_figure", "manifest", "run_tables", "report"}
     with edited(work / "src" / "difflab" / "figures" / "grids.py", "", "\n# a plot-style change\n"):
-        assert planned_rules(work) == {"part_a_figure", "part_b_figure", "manifest", "run_tables", "report"}
+        assert planned_rules(work) == {"part_a_figures", "part_b_figure", "manifest", "run_tables", "report"}
 
 
 def test_corrupt_checkpoint_is_set_aside_and_recomputed_to_the_same_weights(smoke_run):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-import part_b_factories as fx
+from helpers import factories as fx
 from difflab import DifflabError
 from difflab.cli import main
 from difflab.commands.part_b import cli

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import part_b_factories as fx
+from helpers import factories as fx
 from difflab import DifflabError
 from difflab.commands.part_b import cli
 from difflab.experiments.part_b.summaries import cfg_tradeoff, fid, guidance_of, models
@@ -90,38 +90,3 @@ def test_models_table(tmp_path):
         assert f[f"{prefix}_parameters"] == f"{count_parameters(build_model(arch, 8)):,}" and f[f"{prefix}_width"] == 8
     assert f["classifier_parameters"] == f"{count_parameters(build_classifier(8)):,}"
     assert r.training_seconds.tolist() == [3.0, 3.0, 3.0, 2.5] and r.images_per_second[-1] == 800.0
-
-
-@pytest.mark.usefixtures("one_thread")
-def test_sample_class_and_time(tmp_path):
-    from difflab.metrics.cli import load_samples
-
-    settings = '{"seed": 180, "device": "cpu", "ddpm": {"guidance_scale": 5.0, "sample_batch_size": 16}}'
-    ckpts = {kind: tmp_path / f"{kind}.pt" for kind in ("time", "class")}
-    fx.make_checkpoint(ckpts["time"], "time", 1)
-    fx.make_checkpoint(ckpts["class"], "class", 2)
-
-    def run(*extra, path, ck=ckpts["class"]):
-        cli(["sample", "--checkpoint", str(ck), "--n", "23", "--settings", settings, "--out", str(path), *extra])
-
-    out = tmp_path / "class.npz"
-    run(path=out)
-    with np.load(out) as f:
-        images, labels = f["images"], f["labels"]
-        assert images.shape == (23, 28, 28) and images.dtype == np.float32
-        assert images.min() >= 0 and images.max() <= 1
-        assert labels.tolist() == [i % 10 for i in range(23)] and labels.dtype == np.int64
-        assert float(f["guidance"]) == 5.0 and int(f["epoch"]) == 2 and int(f["seed"]) > 0
-    run(path=tmp_path / "again.npz")
-    assert np.array_equal(np.load(tmp_path / "again.npz")["images"], images)  # deterministic
-    run("--guidance", "2", path=tmp_path / "g2.npz")
-    assert float(np.load(tmp_path / "g2.npz")["guidance"]) == 2.0
-    loaded, _ = load_samples(str(out))  # the FID job's reader accepts the file
-    assert tuple(loaded.shape) == (23, 1, 28, 28)
-
-    run(path=tmp_path / "time.npz", ck=ckpts["time"])
-    with np.load(tmp_path / "time.npz") as f:
-        assert (f["labels"] == -1).all() and math.isnan(float(f["guidance"])) and int(f["epoch"]) == 1
-    with pytest.raises(DifflabError, match="class-conditioned model only"):
-        run("--guidance", "3", path=tmp_path / "bad.npz", ck=ckpts["time"])
-    assert not (tmp_path / "bad.npz").exists()

@@ -97,9 +97,18 @@ def cfg(r: dict, out: Path) -> None:
 
 
 def fid_columns(r: dict) -> dict[str, list]:
-    """One 'FID [extractor]' column per extractor (primary first), plus n and class accuracy."""
-    return {"n": [int(x) for x in r["n"]], **{f"FID [{e}]": r["fid"][:, i] for i, e in enumerate(r["extractors"])},
-            "class accuracy": r["accuracy"]}
+    """Per extractor (primary first) a 'FID [extractor]' and a 'KID ± std [extractor]' column, plus n and class accuracy."""
+    columns: dict[str, list] = {"n": [int(x) for x in r["n"]]}
+    for i, e in enumerate(r["extractors"]):
+        columns[f"FID [{e}]"] = list(r["fid"][:, i])
+        columns[f"KID ± std [{e}]"] = [kid_text(k, s) for k, s in zip(r["kid"][:, i], r["kid_std"][:, i])]
+    columns["class accuracy"] = list(r["accuracy"])
+    return columns
+
+
+def kid_text(kid: float, std: float) -> str:
+    """'1.2e+03 ± 3.4e+02' (KID and its spread over subsets), '' when not measured."""
+    return "" if np.isnan(kid) else f"{kid:.3g} ± {std:.2g}"
 
 
 def cfg_tradeoff(r: dict, out: Path) -> None:
@@ -135,6 +144,7 @@ def fid(r: dict, out: Path) -> None:
     columns["n"].append(int(r["floor_n"]))
     for i, e in enumerate(r["extractors"]):
         columns[f"FID [{e}]"] = [*columns[f"FID [{e}]"], float(r["floor"][i])]
+        columns[f"KID ± std [{e}]"] = [*columns[f"KID ± std [{e}]"], kid_text(r["floor_kid"][i], r["floor_kid_std"][i])]
     columns["class accuracy"] = [*columns["class accuracy"], float("nan")]
     pipe_table(out / "fid_table.md", columns)
 

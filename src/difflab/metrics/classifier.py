@@ -20,13 +20,14 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from difflab import DifflabError
+from difflab.metrics.extractors import CLASSIFIER_FEATURES_PER_WIDTH
 from difflab.runtime import make_generator
 
 
 
 def feature_dim(width: int) -> int:
     """Number of penultimate features (the FID/KID feature dimension) of a width-W classifier: 4W."""
-    return 4 * width
+    return CLASSIFIER_FEATURES_PER_WIDTH * width
 
 
 class MnistClassifier(nn.Module):

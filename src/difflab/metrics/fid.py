@@ -14,7 +14,6 @@ depend on n, so KID values at different n can be compared (their spread grows as
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 
@@ -25,11 +24,15 @@ from torch import Tensor, nn
 
 from difflab import DifflabError
 from difflab.metrics.classifier import check_images
-from difflab.metrics.classifier import feature_dim as classifier_feature_dim
+from difflab.metrics.extractors import (  # noqa: F401  (re-exported: the names FID rows carry)
+    INCEPTION_EXTRACTOR,
+    INCEPTION_FEATURES,
+    classifier_extractor_name,
+    extractor_feature_dim,
+    fid_bias_dominates,
+)
 
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
-INCEPTION_FEATURES = 2048
-INCEPTION_EXTRACTOR = f"inception-v3-compat(pool3, {INCEPTION_FEATURES})"
 KID_SUBSET_SIZE = 1000  # images per KID subset: torchmetrics' and torch-fidelity's default
 KID_SUBSETS = 100  # KID subsets: torchmetrics' and torch-fidelity's default
 
@@ -66,33 +69,6 @@ class ClassifierFeatures(nn.Module):
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier.features(x)
-
-
-def classifier_extractor_name(width: int) -> str:
-    return f"mnist-classifier(width={width})"
-
-
-def extractor_feature_dim(extractor: str) -> int:
-    """Feature dimension d of an extractor named in the metrics tables' `extractor` column.
-
-    "mnist-classifier(width=W)" -> 4W (difflab.metrics.classifier.feature_dim); INCEPTION_EXTRACTOR -> 2048.
-    Raises DifflabError for any other name.
-    """
-    if extractor == INCEPTION_EXTRACTOR:
-        return INCEPTION_FEATURES
-    match = re.fullmatch(r"mnist-classifier\(width=([1-9][0-9]*)\)", extractor)
-    if match is None:
-        raise DifflabError(f"extractor {extractor!r}: unknown; expected 'mnist-classifier(width=<W>)' or {INCEPTION_EXTRACTOR!r}")
-    return classifier_feature_dim(int(match.group(1)))
-
-
-def fid_bias_dominates(n: int, feature_dim: int) -> bool:
-    """True when FID on n images per set with `feature_dim` features is dominated by its bias: n <= d.
-
-    The sample covariance of n feature vectors has rank at most n - 1, so for n <= d it is singular and
-    Tr(S) - 2 Tr((S1 S2)^{1/2}) carries a large positive bias (real-vs-real FID far above 0). Compare KID then.
-    """
-    return n <= feature_dim
 
 
 def fid_score(real: Tensor, fake: Tensor, feature_module: nn.Module, batch_size: int = 1000) -> float:

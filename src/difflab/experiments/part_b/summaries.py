@@ -2,8 +2,9 @@
 epoch, the real-vs-real floor, the classifier's accuracy) read tidy metric CSVs only and import no torch;
 `models` reads the final checkpoints (parameter count, width, training speed). No random draws.
 
-FID rows are those with metric == "fid" (KID and other rows in the same files are ignored); the MNIST-classifier
-FID is the headline extractor, any other (Inception) is kept beside it.
+FID rows are those with metric == "fid", KID rows "kid" and "kid_std" (the unbiased MMD² and its spread over
+subsets, on the same features); the MNIST-classifier extractor is the headline one, any other (Inception) is kept
+beside it. Where n is at most the feature dimension FID is dominated by its bias: the `fid_bias_note` fact says so.
 """
 
 from __future__ import annotations
@@ -41,16 +42,33 @@ def primary_extractor(extractors) -> str:
 
 
 def fid_matrix(df, keys: list[str]):
-    """From tidy rows: (groups DataFrame of `keys` sorted, extractors (X,) primary first, fid (R, X) with NaN where
-    missing, n (R,) images per side, accuracy (R,) class_accuracy or NaN)."""
+    """From tidy rows: (groups DataFrame of `keys` sorted, extractors (X,) primary first, {metric: (R, X)} for fid,
+    kid and kid_std with NaN where missing, n (R,) images per side, accuracy (R,) class_accuracy or NaN)."""
     fid = df[df["metric"] == "fid"]
     extractors = [primary_extractor(fid["extractor"])]
     extractors += sorted(set(fid["extractor"]) - set(extractors))
     table = fid.pivot_table(index=keys, columns="extractor", values="value", aggfunc="first").reindex(columns=extractors)
+    scores = {"fid": table.to_numpy(dtype=float)}
+    for metric in ("kid", "kid_std"):
+        part = df[df["metric"] == metric]
+        scores[metric] = (part.pivot_table(index=keys, columns="extractor", values="value", aggfunc="first")
+                          .reindex(index=table.index, columns=extractors).to_numpy(dtype=float)) if not part.empty \
+            else np.full(table.shape, np.nan)
     groups = table.index.to_frame(index=False)
     n = fid.groupby(keys)["n"].max().reindex(table.index).to_numpy(dtype=float)
     accuracy = df[df["metric"] == "class_accuracy"].groupby(keys)["value"].first().reindex(table.index).to_numpy(dtype=float)
-    return groups, np.asarray(extractors), table.to_numpy(dtype=float), n, accuracy
+    return groups, np.asarray(extractors), scores, n, accuracy
+
+
+def fid_bias_note(n: int, extractor: str) -> str:
+    """The caption sentence for FID on n images per set with `extractor`'s features: empty unless n <= d."""
+    from difflab.metrics.extractors import extractor_feature_dim, fid_bias_dominates
+
+    d = extractor_feature_dim(extractor)
+    if not fid_bias_dominates(n, d):
+        return ""
+    return (f"With n = {n} ≤ {d} features the FID is dominated by its bias (its covariances cannot have full rank), "
+            "so compare KID, whose estimate does not depend on n.")
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,8 @@ class CfgTradeoffResult:
     guidance: np.ndarray
     extractors: np.ndarray
     fid: np.ndarray
+    kid: np.ndarray
+    kid_std: np.ndarray
     accuracy: np.ndarray
     n: np.ndarray
     epoch: int
@@ -73,6 +93,7 @@ class CfgTradeoffResult:
             "best_fid": g(self.fid[best, 0]), "best_guidance": g(self.guidance[best]),
             "low_guidance": g(self.guidance[0]), "low_accuracy": percent(self.accuracy[0]),
             "high_guidance": g(self.guidance[-1]), "high_accuracy": percent(self.accuracy[-1]),
+            "fid_bias_note": fid_bias_note(int(np.nanmax(self.n)), str(self.extractors[0])),
         }
 
 
@@ -90,26 +111,31 @@ def cfg_tradeoff(settings, metrics: list[str]) -> CfgTradeoffResult:
     df["guidance"] = [guidance_of(p) for p in df["parameter"]]
     if df["guidance"].isna().any():
         raise DifflabError(f"{sources}: cfg_sweep rows need parameter 'guidance=<γ>'")
-    groups, extractors, fid, n, accuracy = fid_matrix(df, ["guidance"])
+    groups, extractors, scores, n, accuracy = fid_matrix(df, ["guidance"])
     if np.isnan(accuracy).any():
         raise DifflabError(f"{sources}: every guidance scale needs a class_accuracy row")
-    return CfgTradeoffResult(guidance=groups["guidance"].to_numpy(dtype=float), extractors=extractors, fid=fid, accuracy=accuracy,
-                             n=n, epoch=int(df["epoch"].dropna().max()))
+    return CfgTradeoffResult(guidance=groups["guidance"].to_numpy(dtype=float), extractors=extractors, accuracy=accuracy,
+                             n=n, epoch=int(df["epoch"].dropna().max()), **scores)
 
 
 @dataclass(frozen=True)
 class FidResult:
     """model: (R,) 'time-conditioned' / 'class-conditioned (γ = 5)', time rows first, each by epoch; epoch: (R,);
-    extractors: (X,), primary first; fid: (R, X); n: (R,); accuracy: (R,) class accuracy (NaN for the time model);
-    floor: (X,) FID of floor_n training images against as many test images; classifier_accuracy on classifier_n."""
+    extractors: (X,), primary first; fid, kid, kid_std: (R, X); n: (R,); accuracy: (R,) class accuracy (NaN for the
+    time model); floor, floor_kid, floor_kid_std: (X,) of floor_n training images against as many test images;
+    classifier_accuracy on classifier_n."""
 
     model: np.ndarray
     epoch: np.ndarray
     extractors: np.ndarray
     fid: np.ndarray
+    kid: np.ndarray
+    kid_std: np.ndarray
     n: np.ndarray
     accuracy: np.ndarray
     floor: np.ndarray
+    floor_kid: np.ndarray
+    floor_kid_std: np.ndarray
     floor_n: int
     classifier_accuracy: float
     classifier_n: int
@@ -119,7 +145,9 @@ class FidResult:
     def facts(self) -> dict:
         facts = {"extractor": str(self.extractors[0]), "n": int(np.nanmax(self.n)), "floor": g(self.floor[0]),
                  "floor_n": int(self.floor_n), "classifier_accuracy": percent(self.classifier_accuracy, 2),
-                 "classifier_n": int(self.classifier_n), "class_guidance": g(self.class_guidance)}
+                 "classifier_n": int(self.classifier_n), "class_guidance": g(self.class_guidance),
+                 "floor_kid": g(self.floor_kid[0]),
+                 "fid_bias_note": fid_bias_note(int(min(np.nanmax(self.n), self.floor_n)), str(self.extractors[0]))}
         for kind in ("time", "class"):
             rows = [i for i, name in enumerate(self.model) if str(name).startswith(kind)]
             first, last = rows[0], rows[-1]
@@ -149,18 +177,21 @@ def fid(settings, metrics: list[str]) -> FidResult:
                            f"fid_floor and the classifier's test_accuracy")
     ddpm["order"] = (ddpm["experiment"] == "ddpm_class").astype(int)
     ddpm["epoch"] = ddpm["epoch"].astype(int)
-    groups, extractors, values, n, accuracy = fid_matrix(ddpm, ["order", "epoch"])
+    groups, extractors, scores, n, accuracy = fid_matrix(ddpm, ["order", "epoch"])
     gammas = [guidance_of(p) for p in ddpm.loc[ddpm["experiment"] == "ddpm_class", "parameter"]]
     gamma = next((x for x in gammas if x is not None), float("nan"))
     names = np.asarray([DDPM_EXPERIMENTS["ddpm_class"] + ("" if np.isnan(gamma) else f" (γ = {gamma:g})") if order
                         else DDPM_EXPERIMENTS["ddpm_time"] for order in groups["order"]])
     if np.isnan(accuracy[groups["order"].to_numpy() == 1]).any():
         raise DifflabError(f"{sources}: every epoch of ddpm_class needs a class_accuracy row")
-    floor_values = floor.groupby("extractor")["value"].first().reindex(extractors).to_numpy(dtype=float)
+    floor_rows = df[df["experiment"] == "fid_floor"]
+    floor_of = {metric: floor_rows[floor_rows["metric"] == metric].groupby("extractor")["value"].first().reindex(extractors)
+                .to_numpy(dtype=float) for metric in ("fid", "kid", "kid_std")}
     row = classifier.iloc[0]
-    return FidResult(model=names, epoch=groups["epoch"].to_numpy(dtype=np.int64), extractors=extractors, fid=values, n=n,
-                     accuracy=accuracy, floor=floor_values, floor_n=int(floor["n"].max()), classifier_accuracy=float(row["value"]),
-                     classifier_n=int(row["n"]), class_guidance=gamma)
+    return FidResult(model=names, epoch=groups["epoch"].to_numpy(dtype=np.int64), extractors=extractors, n=n,
+                     accuracy=accuracy, floor=floor_of["fid"], floor_kid=floor_of["kid"], floor_kid_std=floor_of["kid_std"],
+                     floor_n=int(floor["n"].max()), classifier_accuracy=float(row["value"]),
+                     classifier_n=int(row["n"]), class_guidance=gamma, **scores)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Shared test helpers: factories for synthetic MNIST, checkpoints and settings; report fixtures; the browser check."""
