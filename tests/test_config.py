@@ -1,12 +1,14 @@
 """Config validation: every profile is valid; bad values stop the run with one line naming the key."""
 
 import copy
+import math
 import subprocess
 
 import pytest
 
 from difflab import DifflabError
 from difflab.config import load_config, validate_config
+from difflab.schedule import NoiseSchedule, sigma_max
 
 from conftest import ROOT, snakemake_cmd, subprocess_env
 
@@ -62,7 +64,23 @@ def edited(path: str, value):
         ("part_b.ddpm.eval_epochs", [1, 25], "'part_b.ddpm.eval_epochs' = [1, 25]: epochs [25] are beyond part_b.ddpm.epochs = 20"),
         ("part_b.ddpm.beta_start", 0.05, "'part_b.ddpm.beta_start' = 0.05: expected < part_b.ddpm.beta_end"),
         ("data.raw_dir", "no/such/folder", "'data.raw_dir' = 'no/such/folder': folder does not exist"),
-        ("part_a.i_start", 40, "'part_a.i_start' = 40: expected < 29"),
+        ("part_a.i_start", 30, "'part_a.i_start' is 30; expected an index into the 30 strided timesteps 290..0, i.e. 0..29"),
+        ("part_a.sdedit_i_starts", [1, 30], "'part_a.sdedit_i_starts[1]' is 30; expected an index into the 30 strided"),
+        ("part_a.hybrid_kernel_size", 255, "'part_a.hybrid_kernel_size' = 255: scaled from hybrid_reference_size = 64 px to "
+                                           "the 28 px images of the backend it is a 111 px Gaussian kernel"),
+        ("part_a.hybrid_kernel_size", 129, "'part_a.hybrid_kernel_size' = 129: scaled from hybrid_reference_size = 64 px"),
+        ("part_a.hybrid_kernel_size", 32, "'part_a.hybrid_kernel_size' is 32; expected an odd integer"),
+        ("part_a.hybrid_reference_size", 16, "'part_a.hybrid_kernel_size' = 33: scaled from hybrid_reference_size = 16 px to "
+                                             "the 28 px images of the backend it is a 57 px Gaussian kernel, which does not fit "
+                                             "the image; expected an odd value <= 31"),
+        ("part_a.hybrid_sigma", 5e-324, "their Gaussian filter (15 px, sigma 0 at 28 px) cannot be applied"),
+        ("part_a.blur_sigmas", [0.5, 9.01], "'part_a.blur_sigmas[1]' = 9.01: its Gaussian kernel"),
+        ("part_a.blur_sigmas", [0.5, 1e300], "does not fit the 28 px images of the backend; expected sigma <= 9"),
+        ("part_a.blur_sigmas", [1e-320], "'part_a.blur_sigmas[0]' = 1e-320: its Gaussian blur cannot be applied"),
+        ("part_b.denoiser.noise_levels", [0.5, 4.46], "'part_b.denoiser.noise_levels' = [0.5, 4.46]: [4.46] exceed the largest "
+                                                      "noise level of the time-conditioned DDPM's schedule (T = 300"),
+        ("part_b.denoiser.noise_levels", [0.5, float("nan")], "'part_b.denoiser.noise_levels[1]' = nan: expected a finite number"),
+        ("part_a.hybrid_sigma", float("inf"), "'part_a.hybrid_sigma' = inf: expected a finite number"),
         ("part_b.ddpm.lerning_rate", 0.1, "'part_b.ddpm.lerning_rate' is unknown; allowed keys here: batch_size"),
         ("part_a.inpaint_masks", [[0, 14, 0]], "'part_a.inpaint_masks[0]' = [0, 14, 0]: expected a rectangle [row0, row1, col0, col1]"),
         ("part_a.inpaint_masks", [[0, 14, 0, 28], "masks/none.png"], "'part_a.inpaint_masks[1]' = 'masks/none.png': mask image not found"),
@@ -80,14 +98,30 @@ def test_bad_values_name_the_key_and_what_is_allowed(path, value, expected):
     assert len(message.splitlines()) == 1
 
 
-def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
+@pytest.mark.parametrize("path,value", [("part_a.hybrid_kernel_size", 127), ("part_a.blur_sigmas", [9.0]),
+                                        ("part_a.i_start", 29), ("part_b.denoiser.noise_levels", [0.0, 4.45])])
+def test_the_largest_values_that_run_are_accepted(path, value):
+    validate_config(edited(path, value), SCHEMA, root=ROOT)
+
+
+def test_sigma_max_of_the_spec_schedule():
+    assert sigma_max(NoiseSchedule.linear(1e-4, 0.02, 300)) == pytest.approx(4.4506, abs=1e-4)
+    assert sigma_max(NoiseSchedule.linear(1e-4, 0.02, 100)) == pytest.approx(math.sqrt(1 / math.prod(
+        1 - b for b in [1e-4 + i * (0.02 - 1e-4) / 99 for i in range(100)]) - 1), rel=1e-5)
+
+
+@pytest.mark.parametrize("yaml_text,expected", [
+    ("part_b:\n  denoiser:\n    epochs: 0\n", "config key 'part_b.denoiser.epochs' = 0: expected >= 1"),
+    ("part_a:\n  hybrid_kernel_size: 255\n", "config key 'part_a.hybrid_kernel_size' = 255: scaled from hybrid_reference_size"),
+])
+def test_snakemake_stops_before_any_job_with_one_line(tmp_path, yaml_text, expected):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("part_b:\n  denoiser:\n    epochs: 0\n")
+    bad.write_text(yaml_text)
     result = subprocess.run(snakemake_cmd("-n", "--configfile", str(bad)), cwd=ROOT, capture_output=True, text=True, env=subprocess_env())
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "config error" in line]
-    assert errors == ["difflab: config error: config key 'part_b.denoiser.epochs' = 0: expected >= 1"]
-    assert "Job stats" not in result.stdout + result.stderr
+    assert len(errors) == 1 and errors[0].startswith(f"difflab: config error: {expected}")
+    assert "Job stats" not in result.stdout + result.stderr and "Traceback" not in result.stderr
 
 
 def test_slurm_profile_plans_with_its_environment_and_names_what_is_missing():
@@ -109,3 +143,4 @@ def test_dry_run_plans_every_profile(profile):
                             cwd=ROOT, capture_output=True, text=True, env=subprocess_env())
     assert result.returncode == 0, result.stderr
     assert "rule report:" in result.stdout + result.stderr
+

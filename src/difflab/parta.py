@@ -122,7 +122,8 @@ class Context:
     def timesteps(self) -> list[int]:
         return A.denoising_timesteps(self.T, _int(self.settings, "stride", 1))
 
-    def i_start(self, key: str, value: int, timesteps: list[int]) -> int:
+    @staticmethod  # also config validation's check (difflab.config.i_start_errors)
+    def i_start(key: str, value: int, timesteps: list[int]) -> int:
         if not 0 <= value < len(timesteps) - 1:
             raise _bad(key, value, f"an index into the {len(timesteps) - 1} strided timesteps "
                                    f"{timesteps[0]}..{timesteps[-2]}, i.e. 0..{len(timesteps) - 2}")
