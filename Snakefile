@@ -8,6 +8,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# The first layer; rules/common.smk adds the profile's configfile:, then --configfile and --config (README "Profiles").
 configfile: "config/config.yaml"
 
 

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from difflab import DifflabError
-from difflab.config import validate_config
+from difflab.workflow import preflight
 
 try:
-    validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml", root=Path(workflow.basedir))
+    preflight(workflow, config)  # config.yaml < profile's configfile < --configfile < --config, then validation
 except DifflabError as exc:
     for line in str(exc).splitlines():
         print(f"difflab: config error: {line}", file=sys.stderr)

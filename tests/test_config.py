@@ -2,13 +2,16 @@
 
 import copy
 import math
+import re
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 
 from difflab import DifflabError
 from difflab.config import load_config, validate_config
 from difflab.schedule import NoiseSchedule, sigma_max
+from difflab.workflow import layer_config
 
 from conftest import ROOT, snakemake_cmd, subprocess_env
 
@@ -144,3 +147,48 @@ def test_dry_run_plans_every_profile(profile):
     assert result.returncode == 0, result.stderr
     assert "rule report:" in result.stdout + result.stderr
 
+
+# --- layering: config.yaml < profile's configfile < --configfile < --config -----------------------------------
+
+TRAINED = ["results/part_b/denoiser/epoch_1.pt", "results/part_b/time/epoch_1.pt"]
+
+
+def planned_settings(output: str, key: str) -> set[int]:
+    """The values of one integer key in the --settings JSON of every planned shell command."""
+    return {int(v) for v in re.findall(rf'"{key}": (\d+)', output)}
+
+
+@pytest.mark.parametrize("extra", [[], ["--config", "seed=7"]])
+def test_an_extra_configfile_keeps_the_profile(tmp_path, extra):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("seed: 5\npart_b:\n  ddpm:\n    gif_frames: 7\n")  # laptop.yaml sets gif_frames: 30
+    args = snakemake_cmd("-n", "-p", "--forceall", *TRAINED, "--workflow-profile", "profiles/laptop", "--configfile", str(mine), *extra)
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=subprocess_env())
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    assert planned_settings(out, "hidden") == {16}  # laptop's D for the denoiser and the DDPM, not 128 / 64
+    assert planned_settings(out, "gif_frames") == {7}  # the user's file beats the profile's
+    assert planned_settings(out, "seed") == ({7} if extra else {5})  # --config beats every file
+    layers = f"difflab: config = config/config.yaml < config/laptop.yaml (profile profiles/laptop) < {mine} (--configfile)"
+    assert layers + (" < --config seed=7" if extra else "") in result.stderr.splitlines()
+
+
+def test_spawned_jobs_rebuild_the_same_config(tmp_path, monkeypatch):
+    """A job an executor spawns re-reads the Snakefile with --configfiles <overwrite_configfiles> --config ...
+    and no profile; after layering, those files start with the profile's."""
+    from snakemake.settings.types import ConfigSettings
+    from snakemake.utils import update_config
+
+    monkeypatch.chdir(ROOT)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("part_b:\n  ddpm:\n    gif_frames: 7\n")
+    settings = ConfigSettings(configfiles=[mine], config={"seed": 7})
+    workflow = SimpleNamespace(config_settings=settings, configfiles=[*settings.configfiles, "config/config.yaml"])
+    config = load_config(ROOT / "config" / "config.yaml", mine)  # what Snakemake built: the profile's file dropped
+    config["seed"] = 7
+    layer_config(workflow, config, ["--workflow-profile", "profiles/laptop", "--configfile", str(mine), "--config", "seed=7"])
+    assert settings.configfiles == [ROOT / "config" / "laptop.yaml", mine]
+    assert config["part_b"]["ddpm"]["hidden"] == 16 and config["part_b"]["ddpm"]["gif_frames"] == 7 and config["seed"] == 7
+    job = load_config(ROOT / "config" / "config.yaml")
+    update_config(job, ConfigSettings(configfiles=settings.configfiles, config={"seed": 7}).overwrite_config)
+    assert job == config
