@@ -84,6 +84,8 @@ def edited(path: str, value):
                                                       "noise level of the time-conditioned DDPM's schedule (T = 300"),
         ("part_b.denoiser.noise_levels", [0.5, float("nan")], "'part_b.denoiser.noise_levels[1]' = nan: expected a finite number"),
         ("part_a.hybrid_sigma", float("inf"), "'part_a.hybrid_sigma' = inf: expected a finite number"),
+        ("part_b.ddpm.beta_start", 1e-9, "'part_b.ddpm.num_timesteps' = 300: abar_0 = 1 - beta_start rounds to 1 in float32"),
+        ("part_b.ddpm.beta_end", 0.9, "'part_b.ddpm.num_timesteps' = 300: abar_(T-1) underflows to 0 in float32"),
         ("part_b.ddpm.lerning_rate", 0.1, "'part_b.ddpm.lerning_rate' is unknown; allowed keys here: batch_size"),
         ("part_a.inpaint_masks", [[0, 14, 0]], "'part_a.inpaint_masks[0]' = [0, 14, 0]: expected a rectangle [row0, row1, col0, col1]"),
         ("part_a.inpaint_masks", [[0, 14, 0, 28], "masks/none.png"], "'part_a.inpaint_masks[1]' = 'masks/none.png': mask image not found"),
