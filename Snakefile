@@ -11,6 +11,7 @@ min_version("9.0")
 
 # --- load configuration ---------------------------------------------------------------------------------------
 
+# The first layer; rules/common.smk adds the profile's configfile:, then --configfile and --config (README "Profiles").
 configfile: "config/config.yaml"
 
 

@@ -1,5 +1,5 @@
 # Validation and paths only: the config is validated once here, each job's settings are cut from it
-# (difflab.settings), and the paths of every stage are named once. Preflight checks live in difflab.preflight.
+# (difflab.settings), and the paths of every stage are named once. Preflight checks live in difflab.workflow.
 # Threads: training uses all cores; the other jobs use one thread each and run side by side, which on a
 # small CPU beats oversubscribing cores with intra-op threads.
 
@@ -8,11 +8,17 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from difflab import DifflabError, preflight, settings
-from difflab.config import validate_config
+from difflab import DifflabError, settings
+from difflab.workflow import (
+    check_slurm_status_command,
+    cuda_warning,
+    missing_slurm_variables,
+    preflight,
+    set_aside_corrupt_checkpoints,
+)
 
 try:
-    validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml", root=Path(workflow.basedir))
+    preflight(workflow, config)  # config.yaml < profile's configfile < --configfile < --config, then validation
 except DifflabError as exc:
     for line in str(exc).splitlines():
         print(f"difflab: config error: {line}", file=sys.stderr)
@@ -71,7 +77,7 @@ def fid_csv(name):
     return f"results/metrics/fid/{name}.csv"
 
 
-# --- preflight (difflab.preflight): only where jobs are planned and submitted ---------------------------------
+# --- preflight (difflab.workflow): only where jobs are planned and submitted ---------------------------------
 
 
 def slurm_resources():
@@ -88,13 +94,13 @@ def slurm_resources():
 # submission environment nor touch shared outputs, so these run in the main process only. Corrupt checkpoints
 # are set aside here, before Snakemake plans, so that their jobs are planned again.
 if workflow.is_main_process:
-    for line in preflight.missing_slurm_variables(slurm_resources()):
+    for line in missing_slurm_variables(slurm_resources()):
         print(f"difflab: config error: {line}", file=sys.stderr)
         sys.exit(1)
-    for line in preflight.set_aside_corrupt_checkpoints("results"):
+    for line in set_aside_corrupt_checkpoints("results"):
         print(f"difflab: {line}", file=sys.stderr)
     if config["profile"] == "default" and not slurm_resources():
-        warning = preflight.cuda_warning()
+        warning = cuda_warning()
         if warning:
             print(f"difflab: {warning}", file=sys.stderr)
 
@@ -102,7 +108,7 @@ if workflow.is_main_process:
 onstart:
     if workflow.executor_plugin is not None and workflow.executor_plugin.name == "slurm":
         try:
-            preflight.check_slurm_status_command(getattr(workflow.executor_settings, "status_command", None) or "sacct")
+            check_slurm_status_command(getattr(workflow.executor_settings, "status_command", None) or "sacct")
         except DifflabError as exc:
             print(f"difflab: slurm error: {exc}", file=sys.stderr)
             sys.exit(1)

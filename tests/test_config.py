@@ -1,12 +1,17 @@
 """Config validation: every profile is valid; bad values stop the run with one line naming the key."""
 
 import copy
+import math
+import re
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 
 from difflab import DifflabError
 from difflab.config import load_config, validate_config
+from difflab.schedule import NoiseSchedule, sigma_max
+from difflab.workflow import layer_config
 
 from conftest import ROOT, snakemake_cmd, subprocess_env
 
@@ -62,7 +67,25 @@ def edited(path: str, value):
         ("part_b.ddpm.eval_epochs", [1, 25], "'part_b.ddpm.eval_epochs' = [1, 25]: epochs [25] are beyond part_b.ddpm.epochs = 20"),
         ("part_b.ddpm.beta_start", 0.05, "'part_b.ddpm.beta_start' = 0.05: expected < part_b.ddpm.beta_end"),
         ("data.raw_dir", "no/such/folder", "'data.raw_dir' = 'no/such/folder': folder does not exist"),
-        ("part_a.i_start", 40, "'part_a.i_start' = 40: expected < 29"),
+        ("part_a.i_start", 30, "'part_a.i_start' is 30; expected an index into the 30 strided timesteps 290..0, i.e. 0..29"),
+        ("part_a.sdedit_i_starts", [1, 30], "'part_a.sdedit_i_starts[1]' is 30; expected an index into the 30 strided"),
+        ("part_a.hybrid_kernel_size", 255, "'part_a.hybrid_kernel_size' = 255: scaled from hybrid_reference_size = 64 px to "
+                                           "the 28 px images of the backend it is a 111 px Gaussian kernel"),
+        ("part_a.hybrid_kernel_size", 129, "'part_a.hybrid_kernel_size' = 129: scaled from hybrid_reference_size = 64 px"),
+        ("part_a.hybrid_kernel_size", 32, "'part_a.hybrid_kernel_size' is 32; expected an odd integer"),
+        ("part_a.hybrid_reference_size", 16, "'part_a.hybrid_kernel_size' = 33: scaled from hybrid_reference_size = 16 px to "
+                                             "the 28 px images of the backend it is a 57 px Gaussian kernel, which does not fit "
+                                             "the image; expected an odd value <= 31"),
+        ("part_a.hybrid_sigma", 5e-324, "their Gaussian filter (15 px, sigma 0 at 28 px) cannot be applied"),
+        ("part_a.blur_sigmas", [0.5, 9.01], "'part_a.blur_sigmas[1]' = 9.01: its Gaussian kernel"),
+        ("part_a.blur_sigmas", [0.5, 1e300], "does not fit the 28 px images of the backend; expected sigma <= 9"),
+        ("part_a.blur_sigmas", [1e-320], "'part_a.blur_sigmas[0]' = 1e-320: its Gaussian blur cannot be applied"),
+        ("part_b.denoiser.noise_levels", [0.5, 4.46], "'part_b.denoiser.noise_levels' = [0.5, 4.46]: [4.46] exceed the largest "
+                                                      "noise level of the time-conditioned DDPM's schedule (T = 300"),
+        ("part_b.denoiser.noise_levels", [0.5, float("nan")], "'part_b.denoiser.noise_levels[1]' = nan: expected a finite number"),
+        ("part_a.hybrid_sigma", float("inf"), "'part_a.hybrid_sigma' = inf: expected a finite number"),
+        ("part_b.ddpm.beta_start", 1e-9, "'part_b.ddpm.num_timesteps' = 300: abar_0 = 1 - beta_start rounds to 1 in float32"),
+        ("part_b.ddpm.beta_end", 0.9, "'part_b.ddpm.num_timesteps' = 300: abar_(T-1) underflows to 0 in float32"),
         ("part_b.ddpm.lerning_rate", 0.1, "'part_b.ddpm.lerning_rate' is unknown; allowed keys here: batch_size"),
         ("part_a.inpaint_masks", [[0, 14, 0]], "'part_a.inpaint_masks[0]' = [0, 14, 0]: expected a rectangle [row0, row1, col0, col1]"),
         ("part_a.inpaint_masks", [[0, 14, 0, 28], "masks/none.png"], "'part_a.inpaint_masks[1]' = 'masks/none.png': mask image not found"),
@@ -80,14 +103,30 @@ def test_bad_values_name_the_key_and_what_is_allowed(path, value, expected):
     assert len(message.splitlines()) == 1
 
 
-def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
+@pytest.mark.parametrize("path,value", [("part_a.hybrid_kernel_size", 127), ("part_a.blur_sigmas", [9.0]),
+                                        ("part_a.i_start", 29), ("part_b.denoiser.noise_levels", [0.0, 4.45])])
+def test_the_largest_values_that_run_are_accepted(path, value):
+    validate_config(edited(path, value), SCHEMA, root=ROOT)
+
+
+def test_sigma_max_of_the_spec_schedule():
+    assert sigma_max(NoiseSchedule.linear(1e-4, 0.02, 300)) == pytest.approx(4.4506, abs=1e-4)
+    assert sigma_max(NoiseSchedule.linear(1e-4, 0.02, 100)) == pytest.approx(math.sqrt(1 / math.prod(
+        1 - b for b in [1e-4 + i * (0.02 - 1e-4) / 99 for i in range(100)]) - 1), rel=1e-5)
+
+
+@pytest.mark.parametrize("yaml_text,expected", [
+    ("part_b:\n  denoiser:\n    epochs: 0\n", "config key 'part_b.denoiser.epochs' = 0: expected >= 1"),
+    ("part_a:\n  hybrid_kernel_size: 255\n", "config key 'part_a.hybrid_kernel_size' = 255: scaled from hybrid_reference_size"),
+])
+def test_snakemake_stops_before_any_job_with_one_line(tmp_path, yaml_text, expected):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("part_b:\n  denoiser:\n    epochs: 0\n")
+    bad.write_text(yaml_text)
     result = subprocess.run(snakemake_cmd("-n", "--configfile", str(bad)), cwd=ROOT, capture_output=True, text=True, env=subprocess_env())
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "config error" in line]
-    assert errors == ["difflab: config error: config key 'part_b.denoiser.epochs' = 0: expected >= 1"]
-    assert "Job stats" not in result.stdout + result.stderr
+    assert len(errors) == 1 and errors[0].startswith(f"difflab: config error: {expected}")
+    assert "Job stats" not in result.stdout + result.stderr and "Traceback" not in result.stderr
 
 
 def test_slurm_profile_plans_with_its_environment_and_names_what_is_missing():
@@ -109,3 +148,49 @@ def test_dry_run_plans_every_profile(profile):
                             cwd=ROOT, capture_output=True, text=True, env=subprocess_env())
     assert result.returncode == 0, result.stderr
     assert "rule report:" in result.stdout + result.stderr
+
+
+# --- layering: config.yaml < profile's configfile < --configfile < --config -----------------------------------
+
+TRAINED = ["results/part_b/denoiser/epoch_1.pt", "results/part_b/time/epoch_1.pt"]
+
+
+def planned_settings(output: str, key: str) -> set[int]:
+    """The values of one integer key in the --settings JSON of every planned shell command."""
+    return {int(v) for v in re.findall(rf'"{key}": (\d+)', output)}
+
+
+@pytest.mark.parametrize("extra", [[], ["--config", "seed=7"]])
+def test_an_extra_configfile_keeps_the_profile(tmp_path, extra):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("seed: 5\npart_b:\n  ddpm:\n    gif_frames: 7\n")  # laptop.yaml sets gif_frames: 30
+    args = snakemake_cmd("-n", "-p", "--forceall", *TRAINED, "--workflow-profile", "profiles/laptop", "--configfile", str(mine), *extra)
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=subprocess_env())
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    assert planned_settings(out, "hidden") == {16}  # laptop's D for the denoiser and the DDPM, not 128 / 64
+    assert planned_settings(out, "gif_frames") == {7}  # the user's file beats the profile's
+    assert planned_settings(out, "seed") == ({7} if extra else {5})  # --config beats every file
+    layers = f"difflab: config = config/config.yaml < config/laptop.yaml (profile profiles/laptop) < {mine} (--configfile)"
+    assert layers + (" < --config seed=7" if extra else "") in result.stderr.splitlines()
+
+
+def test_spawned_jobs_rebuild_the_same_config(tmp_path, monkeypatch):
+    """A job an executor spawns re-reads the Snakefile with --configfiles <overwrite_configfiles> --config ...
+    and no profile; after layering, those files start with the profile's."""
+    from snakemake.settings.types import ConfigSettings
+    from snakemake.utils import update_config
+
+    monkeypatch.chdir(ROOT)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("part_b:\n  ddpm:\n    gif_frames: 7\n")
+    settings = ConfigSettings(configfiles=[mine], config={"seed": 7})
+    workflow = SimpleNamespace(config_settings=settings, configfiles=[*settings.configfiles, "config/config.yaml"])
+    config = load_config(ROOT / "config" / "config.yaml", mine)  # what Snakemake built: the profile's file dropped
+    config["seed"] = 7
+    layer_config(workflow, config, ["--workflow-profile", "profiles/laptop", "--configfile", str(mine), "--config", "seed=7"])
+    assert settings.configfiles == [ROOT / "config" / "laptop.yaml", mine]
+    assert config["part_b"]["ddpm"]["hidden"] == 16 and config["part_b"]["ddpm"]["gif_frames"] == 7 and config["seed"] == 7
+    job = load_config(ROOT / "config" / "config.yaml")
+    update_config(job, ConfigSettings(configfiles=settings.configfiles, config={"seed": 7}).overwrite_config)
+    assert job == config

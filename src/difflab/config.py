@@ -1,14 +1,19 @@
 """Config validation: the JSON schema in config/schema.yaml (through Snakemake's `validate`, which also
-fills defaults) plus the checks a schema cannot express (an evaluation epoch beyond the number of
-epochs, beta_start < beta_end, paths that must exist). Every failure is one line naming the key, the
-value and what is allowed.
+fills defaults) plus the checks a schema cannot express (finite numbers, an evaluation epoch beyond the
+number of epochs, beta_start < beta_end, paths that must exist) and the cross-key limits of the code
+(`limit_errors`: filter sizes against the image, indices into the strided timesteps, noise levels against
+the DDPM schedule), which are checked by calling the very functions the jobs call, so that config and code
+cannot disagree. Every failure is one line naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -82,12 +87,6 @@ def semantic_errors(config: dict, root: Path) -> list[str]:
     if b["fid"]["num_images"] > 10000:
         lines.append(f"config key 'part_b.fid.num_images' = {b['fid']['num_images']}: expected <= 10000 (FID compares against as many MNIST test images)")
     a = config["part_a"]
-    num_strided = (ddpm["num_timesteps"] - 1) // a["stride"] + 1
-    if a["i_start"] >= num_strided - 1:
-        lines.append(f"config key 'part_a.i_start' = {a['i_start']}: expected < {num_strided - 1} (there are {num_strided} strided timesteps with stride {a['stride']})")
-    late = [i for i in a["sdedit_i_starts"] if i >= num_strided - 1]
-    if late:
-        lines.append(f"config key 'part_a.sdedit_i_starts' = {a['sdedit_i_starts']}: {late} are not < {num_strided - 1} (strided timesteps with stride {a['stride']})")
     for i, item in enumerate(a["inpaint_masks"]):
         key = f"config key 'part_a.inpaint_masks[{i}]'"
         if isinstance(item, str):
@@ -106,19 +105,215 @@ def semantic_errors(config: dict, root: Path) -> list[str]:
     return lines
 
 
-def validate_config(config: dict, schema_path: str | os.PathLike, root: str | os.PathLike = ".") -> dict:
-    """Validate `config` in place, filling defaults; raise DifflabError with one line per problem."""
+@functools.lru_cache(maxsize=4)
+def _load_schema(path: str, mtime_ns: int) -> dict:
+    """The schema YAML, read once per file version (validation runs per Snakefile parse and per test example)."""
+    return yaml.safe_load(Path(path).read_text())
+
+
+def nonfinite_errors(config, path=()) -> list[str]:
+    """Every NaN or infinite number in `config` (YAML's .nan and .inf pass JSON Schema's minimum/maximum)."""
+    if isinstance(config, dict):
+        return [line for key, value in config.items() for line in nonfinite_errors(value, (*path, key))]
+    if isinstance(config, list):
+        return [line for i, value in enumerate(config) for line in nonfinite_errors(value, (*path, i))]
+    if isinstance(config, float) and not math.isfinite(config):
+        return [f"config key '{_key(list(path))}' = {config!r}: expected a finite number"]
+    return []
+
+
+def validate_config(config: dict, schema_path: str | os.PathLike, root: str | os.PathLike = ".",
+                    check_limits: bool = True) -> dict:
+    """Validate `config` in place, filling defaults; raise DifflabError with one line per problem.
+
+    check_limits=False skips `limit_errors` (they import torch); the Snakefile skips them only in jobs that an
+    executor spawns, whose config the main process has already checked.
+    """
     schema_path = Path(schema_path)
-    schema = yaml.safe_load(schema_path.read_text())
-    problems = schema_errors(config, schema)
+    schema = _load_schema(str(schema_path.resolve()), schema_path.stat().st_mtime_ns)
+    problems = schema_errors(config, schema) + nonfinite_errors(config)
     if not problems:
         from snakemake.utils import validate
 
         validate(config, str(schema_path), set_default=True)
-        problems = semantic_errors(config, Path(root))
+        problems = semantic_errors(config, Path(root)) + (limit_errors(config) if check_limits else [])
     if problems:
         raise DifflabError("\n".join(problems))
     return config
+
+
+# --- cross-key limits, checked with the code's own functions -------------------------------------------------
+
+
+def backend_image_shape(name: str) -> tuple[int, ...]:
+    """The (C, H, W) images of the Part A backend registered as `name` (its class attribute `image_shape`),
+    resolved through the registry that `difflab.edit.backends.load_backend` uses, without loading a checkpoint."""
+    from difflab.edit.backends import BACKENDS
+
+    module_name, class_name = BACKENDS[name].split(":")
+    return tuple(getattr(importlib.import_module(module_name), class_name).image_shape)
+
+
+def filter_failure(run: Callable[[], Any]) -> str | None:
+    """None if `run()` returns a tensor of finite values, else why not: the exception it raised (type and first
+    line) or 'non-finite values'. Used to try a filter on a probe image exactly as a job would apply it."""
+    import torch
+
+    try:
+        out = run()
+    except Exception as exc:  # noqa: BLE001 -- whatever the job's code raises is the answer to report
+        return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    return None if bool(torch.isfinite(out).all()) else "non-finite values"
+
+
+def largest_passing(ok: Callable[[int], bool], lo: int, hi: int) -> int | None:
+    """The largest n in [lo, hi] with ok(n), for ok true up to some n and false above it (bisection); None if
+    not ok(lo)."""
+    if not ok(lo):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid - 1)
+    return lo
+
+
+def hybrid_filter_errors(a: dict, image_size: int) -> list[str]:
+    """part_a.hybrid_*: the job's own scaling (`difflab.experiments.part_a.illusions.hybrid_filter`, i.e.
+    `scale_blur_to_size`), then the low- and high-pass of A.1.9 on a probe image of the backend's size."""
+    import torch
+
+    from difflab.edit import algorithms as A
+
+    probe = torch.ones(1, 1, image_size, image_size)
+
+    def scaled(kernel_size: int) -> tuple[int, float]:
+        return A.scale_blur_to_size(kernel_size, a["hybrid_sigma"], image_size, a["hybrid_reference_size"])
+
+    def failure(kernel_size: int) -> str | None:
+        k, sigma = scaled(kernel_size)
+        return filter_failure(lambda: A.lowpass(probe, k, sigma) + A.highpass(probe, k, sigma))
+
+    size, sigma, reference = a["hybrid_kernel_size"], a["hybrid_sigma"], a["hybrid_reference_size"]
+    try:
+        k, scaled_sigma = scaled(size)
+    except DifflabError as exc:
+        return [str(exc)]
+    why = failure(size)
+    if why is None:
+        return []
+    largest = largest_passing(lambda j: failure(2 * j + 1) is None, 0, (size - 1) // 2)
+    if largest is not None:
+        return [f"config key 'part_a.hybrid_kernel_size' = {size}: scaled from hybrid_reference_size = {reference} px to "
+                f"the {image_size} px images of the backend it is a {k} px Gaussian kernel, which does not fit the image; "
+                f"expected an odd value <= {2 * largest + 1} at this reference size"]
+    return [f"config keys 'part_a.hybrid_kernel_size' = {size}, 'part_a.hybrid_sigma' = {sigma!r}, "
+            f"'part_a.hybrid_reference_size' = {reference}: their Gaussian filter ({k} px, sigma {scaled_sigma:.3g} at "
+            f"{image_size} px) cannot be applied ({why})"]
+
+
+def blur_sigma_errors(name: str, sigmas: list, image_size: int) -> list[str]:
+    """A list of blur candidates (config key `name`: part_a.blur_sigmas, part_b.denoiser.blur_sigmas): each
+    sigma's Gaussian blur (A.1.2, `blur_denoise`, kernel `gaussian_kernel_size`) on a probe image of the image
+    size; for a sigma too large, the largest one that runs (bisection)."""
+    import torch
+
+    from difflab.edit import algorithms as A
+
+    probe, abar = torch.ones(1, 1, image_size, image_size), torch.ones(())
+
+    def failure(sigma: float) -> str | None:
+        return filter_failure(lambda: A.blur_denoise(probe, abar, sigma))
+
+    def largest_sigma(failing: float) -> float | None:
+        """The largest sigma that runs, to 4 significant digits (geometric bisection from 1, which runs)."""
+        lo, hi = 1.0, failing
+        if not (lo < hi and failure(lo) is None):
+            return None
+        while hi / lo > 1 + 1e-9:
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if failure(mid) is None else (lo, mid)
+        rounded = float(f"{lo:.4g}")
+        return rounded if failure(rounded) is None else math.floor(lo * 1e4) / 1e4
+
+    lines, limit = [], None
+    for i, sigma in enumerate(sigmas):
+        why = failure(sigma)
+        if why is None:
+            continue
+        key = f"config key '{name}[{i}]' = {sigma!r}"
+        limit = limit if limit is not None and sigma > limit else largest_sigma(sigma)
+        if limit is not None:
+            lines.append(f"{key}: its Gaussian kernel (gaussian_kernel_size, 2 ceil(3 sigma) + 1 px) does not fit the "
+                         f"{image_size} px images of the backend; expected sigma <= {limit:g}")
+        else:
+            lines.append(f"{key}: its Gaussian blur cannot be applied to the {image_size} px images of the backend ({why})")
+    return lines
+
+
+def i_start_errors(config: dict) -> list[str]:
+    """part_a.i_start and part_a.sdedit_i_starts: indices into the strided timesteps of A.1.4, checked by the
+    job's own check (`difflab.edit.algorithms.check_i_start`, which every reverse loop runs) on the job's own
+    list (`denoising_timesteps`)."""
+    from difflab.edit.algorithms import check_i_start, denoising_timesteps
+
+    a, T = config["part_a"], config["part_b"]["ddpm"]["num_timesteps"]
+    timesteps = denoising_timesteps(T, a["stride"])
+    keys = [("i_start", a["i_start"])] + [(f"sdedit_i_starts[{j}]", i) for j, i in enumerate(a["sdedit_i_starts"])]
+    lines = []
+    for key, value in keys:
+        try:
+            check_i_start(value, timesteps)
+        except ValueError as exc:
+            lines.append(f"config key 'part_a.{key}' = {value}: {exc} (part_b.ddpm.num_timesteps = {T}, "
+                         f"part_a.stride = {a['stride']})")
+    return lines
+
+
+def schedule_errors(config: dict) -> list[str]:
+    """part_b.ddpm.beta_start / beta_end / num_timesteps: the code's schedule (`NoiseSchedule.linear`, abar_t in
+    float32) must keep 0 < abar_t < 1, since the reverse process divides by 1 - abar_t (`posterior_mean`) and by
+    sqrt(abar_t) (`predict_x0`); a beta_start below about 6e-8 rounds abar_0 to 1, a long or steep schedule
+    underflows abar_(T-1) to 0, and sampling then gives NaN images."""
+    from difflab.schedule import NoiseSchedule
+
+    d = config["part_b"]["ddpm"]
+    abar = NoiseSchedule.linear(d["beta_start"], d["beta_end"], d["num_timesteps"]).alphas_cumprod
+    keys = (f"config keys 'part_b.ddpm.beta_start' = {d['beta_start']!r}, 'part_b.ddpm.beta_end' = {d['beta_end']!r}, "
+            f"'part_b.ddpm.num_timesteps' = {d['num_timesteps']}")
+    lines = []
+    if not float(abar[0]) < 1:
+        lines.append(f"{keys}: abar_0 = 1 - beta_start rounds to 1 in float32, and sampling divides by 1 - abar_t; "
+                     "expected a larger beta_start")
+    if not float(abar[-1]) > 0:
+        lines.append(f"{keys}: abar_(T-1) underflows to 0 in float32, and sampling divides by sqrt(abar_t); "
+                     "expected a smaller beta_end or fewer timesteps")
+    return lines
+
+
+def noise_level_errors(config: dict) -> list[str]:
+    """part_b.denoiser.noise_levels: the OOD table feeds each sigma to the time-conditioned DDPM at
+    `sigma_to_timestep`, which cannot represent a sigma above `sigma_max` of the configured schedule."""
+    from difflab.schedule import NoiseSchedule, sigma_max
+
+    d, levels = config["part_b"]["ddpm"], config["part_b"]["denoiser"]["noise_levels"]
+    limit = sigma_max(NoiseSchedule.linear(d["beta_start"], d["beta_end"], d["num_timesteps"]))
+    beyond = [s for s in levels if s > limit]
+    if not beyond:
+        return []
+    return [f"config key 'part_b.denoiser.noise_levels' = {_shown(levels)}: {_shown(beyond)} exceed the largest noise level "
+            f"of the time-conditioned DDPM's schedule (T = {d['num_timesteps']}, beta {d['beta_start']:g} -> {d['beta_end']:g}), "
+            f"sigma_max = sqrt((1 - abar_(T-1)) / abar_(T-1)); expected levels <= {math.floor(limit * 1e4) / 1e4:g}"]
+
+
+def limit_errors(config: dict) -> list[str]:
+    """The cross-key limits of a schema-valid, defaults-filled config (imports torch and the job modules)."""
+    a = config["part_a"]
+    image_size = backend_image_shape(a["backend"])[-1]
+    schedule = schedule_errors(config)
+    return (hybrid_filter_errors(a, image_size) + blur_sigma_errors("part_a.blur_sigmas", a["blur_sigmas"], image_size)
+            + blur_sigma_errors("part_b.denoiser.blur_sigmas", config["part_b"]["denoiser"]["blur_sigmas"],
+                                backend_image_shape("mnist")[-1])
+            + i_start_errors(config) + schedule + ([] if schedule else noise_level_errors(config)))
 
 
 def load_config(*paths: str | os.PathLike) -> dict[str, Any]:

@@ -107,15 +107,33 @@ def classifier_free_guidance(eps_uncond: Tensor, eps_cond: Tensor, scale: float)
     return eps_uncond + scale * (eps_cond - eps_uncond)
 
 
+def equivalent_sigma(abar_t: Tensor) -> Tensor:
+    """The noise level of x_t on the clean image's scale (DDPM eq 4 divided by sqrt(abar_t)):
+
+        x_t / sqrt(abar_t) = x0 + sigma_t eps  with  sigma_t = sqrt((1 - abar_t) / abar_t).
+
+    abar_t: any shape, values in (0, 1]; returns sigma_t >= 0 of the same shape and dtype (pixel units of x0).
+    """
+    return ((1.0 - abar_t) / abar_t).sqrt()
+
+
+def sigma_max(schedule: NoiseSchedule) -> float:
+    """The largest noise level z = x0 + sigma eps the schedule represents: sigma_{T-1} = sqrt((1 - abar_{T-1}) / abar_{T-1})
+    (`equivalent_sigma` at the last timestep, in float64 as `sigma_to_timestep` compares). T = 300 with beta
+    1e-4 -> 0.02 (spec B.2) gives 4.4506. A larger sigma has no timestep of its own: `sigma_to_timestep` maps it
+    to T - 1, i.e. the model would be told less noise than there is. Returns inf if abar_{T-1} underflowed to 0."""
+    return float(equivalent_sigma(schedule.alphas_cumprod[-1:].double())[0])
+
+
 def sigma_to_timestep(sigma: float, schedule: NoiseSchedule) -> int:
     """The timestep whose noise level matches z = x0 + sigma eps.
 
-    x_t / sqrt(abar_t) = x0 + sqrt((1 - abar_t) / abar_t) eps, so we pick the t that minimises
-    |sigma^2 - (1 - abar_t) / abar_t| (nearest t). sigma = 0 maps to t = 0.
+    `equivalent_sigma` gives sigma_t for every t; we pick the t that minimises |sigma^2 - sigma_t^2| (nearest t).
+    sigma = 0 maps to t = 0; a sigma above `sigma_max(schedule)` maps to T - 1 (callers that must not clamp
+    check `sigma_max` first, as config validation does for part_b.denoiser.noise_levels).
     """
-    abar = schedule.alphas_cumprod.double()
-    ratio = (1.0 - abar) / abar
-    return int(torch.argmin((ratio - sigma**2).abs()).item())
+    variance = equivalent_sigma(schedule.alphas_cumprod.double()) ** 2
+    return int(torch.argmin((variance - sigma**2).abs()).item())
 
 
 def strided_timesteps(num_timesteps: int, stride: int) -> list[int]:

@@ -14,7 +14,6 @@ from helpers import factories as fx
 from difflab import DifflabError
 from difflab.cli import main
 from difflab.commands.part_b import cli
-from difflab.experiments.part_b.denoiser import BLUR_SIGMAS
 from difflab.metrics.tables import read_metrics
 from difflab.schedule import NoiseSchedule, sigma_to_timestep
 
@@ -148,10 +147,11 @@ def test_ood_table_and_metrics(lab):
             # mean of per-image PSNR >= PSNR of the mean MSE (Jensen: -log is convex)
             assert psnr["value"].iloc[0] >= 10 * math.log10(1 / mse["value"].iloc[0]) - 1e-9
         blur[sigma] = rows[rows["metric"] == "blur_sigma"]["value"].iloc[0]
-        assert blur[sigma] in BLUR_SIGMAS
+        assert blur[sigma] in fx.SETTINGS["ood"]["blur_sigmas"]
         assert rows[rows["metric"] == "timestep"]["value"].iloc[0] == sigma_to_timestep(sigma, schedule)
     # Smooth images: no noise -> the lightest blur; strong noise -> a heavier one.
-    assert blur[0.0] == min(BLUR_SIGMAS) and blur[1.0] > blur[0.0]
+    assert blur[0.0] == min(fx.SETTINGS["ood"]["blur_sigmas"]) and blur[1.0] > blur[0.0]
+    assert r["blur_candidates"].tolist() == fx.SETTINGS["ood"]["blur_sigmas"]
     assert f["holdout"] == 16 and f["n"] == 24 and f["num_levels"] == 3
     assert f["unet_beats_blur"] == int((r["psnr"][0] > r["psnr"][1]).sum())
     assert r["shown"].shape == (2 * 4 * 3, 1, 28, 28)
@@ -169,13 +169,6 @@ def test_ood_caps_the_evaluated_images_and_rejects_a_holdout_without_room(lab, t
         run("ood", wrong, tmp_path)
 
 
-def test_best_blur_sigma_picks_the_least_mse_candidate():
-    from difflab.experiments.part_b.denoiser import best_blur_sigma
-
-    clean = torch.zeros(2, 1, 28, 28)
-    clean[:, :, 10:18, 10:18] = 1.0
-    # a clean input: the lightest blur of the candidates distorts it least
-    assert best_blur_sigma(clean, clean, (2.0, 0.25, 1.0)) == 0.25
 
 
 # ----------------------------------------------------------------------------- DDPM grids and GIFs

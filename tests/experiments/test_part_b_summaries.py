@@ -1,14 +1,11 @@
 """The Part B summaries (CFG trade-off, FID table, models) on hand-written tidy CSVs, and the `sample` verb."""
 
-import math
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from helpers import factories as fx
 from difflab import DifflabError
-from difflab.commands.part_b import cli
 from difflab.experiments.part_b.summaries import cfg_tradeoff, fid, guidance_of, models
 from difflab.figures.part_b import draw
 from difflab.metrics.tables import write_metrics

@@ -152,6 +152,16 @@ def one_step_denoise(denoiser: Denoiser, x_t: Tensor, t: int, cond: Tensor, cfg_
     return predict_x0(x_t, eps, schedule_of(denoiser).abar(t, x_t.dim()))
 
 
+def check_i_start(i_start: int, timesteps: list[int]) -> None:
+    """i_start must index a timestep t >= 0 of `timesteps` (0 .. len - 2: the last entry, -1, is the clean image).
+
+    The one bound of i_start, used by every reverse loop and by config validation (difflab.config).
+    Raises ValueError naming the allowed indices and their timesteps."""
+    if not 0 <= i_start < len(timesteps) - 1:
+        raise ValueError(f"expected an index into the {len(timesteps) - 1} strided timesteps {timesteps[0]}..{timesteps[-2]}, "
+                         f"i.e. 0..{len(timesteps) - 2}")
+
+
 # --- the reverse loop ---------------------------------------------------------------------------------------
 
 
@@ -173,8 +183,7 @@ def denoise(
     (sigma = 0 on a step into t' = -1); then x_{t'} = after_step(x_{t'}, t') if given, and callback(i + 1, t', x_{t'}).
     `desc` turns on a progress bar with that label.
     """
-    if not 0 <= i_start < len(timesteps):
-        raise ValueError(f"i_start {i_start} is outside 0..{len(timesteps) - 1} for {len(timesteps)} timesteps")
+    check_i_start(i_start, timesteps)
     if any(a <= b for a, b in zip(timesteps, timesteps[1:])):
         raise ValueError("timesteps must be strictly descending")
     schedule = schedule_of(denoiser)
@@ -225,7 +234,7 @@ def sdedit(
 ) -> Tensor:
     """SDEdit image-to-image (A.1.7): noise x0 to t = timesteps[i_start] with `forward`, then `iterative_denoise`.
 
-    A larger i_start adds less noise, so the result stays closer to x0; i_start = len(timesteps) - 1 returns x0.
+    A larger i_start adds less noise, so the result stays closer to x0 (check_i_start gives the allowed indices).
     Random draws: the forward noise, then one z per step.
     """
     x_t = forward(denoiser, x0, timesteps[i_start], generator)
@@ -285,7 +294,12 @@ def scale_blur_to_size(kernel_size: int, sigma: float, image_size: int, referenc
 
 
 def lowpass(x: Tensor, kernel_size: int, sigma: float) -> Tensor:
-    """Gaussian low-pass: torchvision gaussian_blur with a kernel_size x kernel_size kernel of std sigma."""
+    """Gaussian low-pass: torchvision gaussian_blur with a kernel_size x kernel_size kernel of std sigma.
+
+    Raises ValueError, before building the kernel, when its reflect padding (kernel_size // 2) is not smaller than
+    the image's height and width; config validation relies on this (difflab.config.limit_errors)."""
+    if kernel_size // 2 >= min(x.shape[-2:]):
+        raise ValueError(f"a {kernel_size} px Gaussian kernel does not fit a {x.shape[-2]} x {x.shape[-1]} image")
     return TF.gaussian_blur(x, [kernel_size, kernel_size], [sigma, sigma])
 
 

@@ -36,6 +36,7 @@ class Ood:
     noise_levels: list
     ood_num_images: int
     blur_holdout: int
+    blur_sigmas: list
     sample_batch_size: int = other(SAMPLE_BATCH)
 
 

@@ -18,32 +18,10 @@ from difflab.experiments.part_b import g, number_list
 from difflab.experiments.part_b.checkpoints import (apply_batched, as_array, as_images, ddpm_schedule, load_unets,
                                                     loss_curve, mnist_test_images)
 
-# Candidate kernel sigmas (pixels) of the Gaussian-blur baseline; the best one per noise level is picked on
-# held-out images. 0 (no blur) is left out on purpose: on a clean image it would give MSE 0 and PSNR = inf.
-BLUR_SIGMAS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 NOISING_IMAGES = 4  # test digits in the noising figure
 GRID_IMAGES = 8  # test digits in each denoising grid
 OOD_IMAGES = 2  # test digits in the OOD sweep figure
 OOD_METHODS = ("unet", "blur", "ddpm")  # the order of the method axis of OodResult arrays
-
-
-def gaussian_blur(x, sigma: float):
-    """Gaussian blur with std `sigma` (pixels) and a 2 ceil(3 sigma) + 1 kernel (difflab.edit.algorithms.lowpass).
-    x: (N, 1, H, W); returns the same shape."""
-    from difflab.edit.algorithms import gaussian_kernel_size, lowpass
-
-    return lowpass(x, gaussian_kernel_size(sigma), sigma)
-
-
-def best_blur_sigma(clean, noisy, candidates=BLUR_SIGMAS) -> float:
-    """The candidate sigma_b whose blur of `noisy` (clipped to [0, 1]) has the lowest mean MSE against `clean`:
-    argmin_b mean_i ||clip(G_b * z_i) - x_i||^2 (spec B.1.2.2's blur baseline). clean, noisy: (N, 1, H, W) in
-    [0, 1] / unclipped; candidates: sigmas in pixels. Ties go to the first candidate. Same argument order as
-    difflab.metrics.baselines.best_blur_sigma (Part A), which can replace it with abar = 1."""
-    from difflab.metrics.image_quality import mse_per_image
-
-    mse = {b: mse_per_image(gaussian_blur(noisy, b).clamp(0, 1), clean).mean().item() for b in candidates}
-    return min(mse, key=mse.get)
 
 
 @dataclass(frozen=True)
@@ -171,10 +149,13 @@ class OodResult:
 def ood(settings, device: torch.device, data: str, denoiser: str, time_model: str) -> OodResult:
     """B.1.2: the first `ood_num_images` test images (at most all but the last `blur_holdout`) noised once and
     scaled to every sigma of noise_levels, denoised by the UNet denoiser, by the Gaussian blur whose sigma_b
-    (best_blur_sigma) is picked on the last `blur_holdout` test images, and by the time-conditioned DDPM at the
+    (difflab.metrics.baselines.best_blur_sigma over part_b.denoiser.blur_sigmas, abar = 1 for z = x + sigma eps)
+    is picked on the last `blur_holdout` test images, and by the time-conditioned DDPM at the
     nearest timestep (difflab.sampling.ddpm_one_step_denoise).
 
     Raises DifflabError when blur_holdout leaves no test image to evaluate, or a checkpoint is of the wrong kind."""
+    from difflab.edit.algorithms import blur_denoise
+    from difflab.metrics.baselines import best_blur_sigma
     from difflab.metrics.image_quality import mse_per_image, psnr_per_image
     from difflab.runtime import make_generator
     from difflab.sampling import ddpm_one_step_denoise
@@ -208,11 +189,11 @@ def ood(settings, device: torch.device, data: str, denoiser: str, time_model: st
     for sigma in tqdm(levels, desc="OOD noise levels", unit="level"):
         z = add_gaussian_noise(x_eval, sigma, eps_eval)
         # 3. denoise
-        best = best_blur_sigma(x_hold, add_gaussian_noise(x_hold, sigma, eps_hold))
+        best = best_blur_sigma(x_hold, add_gaussian_noise(x_hold, sigma, eps_hold), settings.blur_sigmas)
         ddpm_out, t = ddpm_one_step_denoise(time_net, z, sigma, schedule, batch_size)
         outputs = {
             "unet": apply_batched(unet, z, batch_size).clamp(0, 1),
-            "blur": apply_batched(lambda chunk: gaussian_blur(chunk, best), z, batch_size).clamp(0, 1),
+            "blur": apply_batched(lambda chunk: blur_denoise(chunk, torch.ones(()), best), z, batch_size).clamp(0, 1),
             "ddpm": ddpm_out.clamp(0, 1),
         }
         # 4. score
@@ -238,5 +219,5 @@ def ood(settings, device: torch.device, data: str, denoiser: str, time_model: st
     tiles = np.stack([shown[key][j][i] for i in range(k) for key in order for j in range(len(levels))])
     return OodResult(
         noise_levels=np.asarray(levels), mse=np.asarray(mse).T, psnr=np.asarray(psnr).T, blur_sigma=np.asarray(blur_sigma),
-        timestep=np.asarray(timestep), blur_candidates=np.asarray(BLUR_SIGMAS), shown=tiles, train_sigma=train_sigma,
+        timestep=np.asarray(timestep), blur_candidates=np.asarray(settings.blur_sigmas, dtype=float), shown=tiles, train_sigma=train_sigma,
         denoiser_epoch=int(dck["epoch"]), time_epoch=int(tck["epoch"]), n=n, holdout=holdout, seed=seed, rows=tuple(rows))
