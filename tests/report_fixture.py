@@ -1,7 +1,10 @@
-"""A small report project for the report tests: a .qmd, snippets, a PNG, an animated GIF and a manifest.
+"""A small report project for the report tests, laid out like the repository.
 
-Laid out like the repository (report/, results/report/snippets/, results/figures/), with the real
-report/style.css and report/template.html copied in, so the fixture renders through the real frame.
+report/index.qmd includes two section files (report/sections/part_a.qmd, part_b.qmd: prose with
+`{{< var part.name.var >}}` in text and captions; part_a.qmd itself includes a generated table from
+results/figures/) and the run table results/report/tables/manifest.md. Each experiment's facts.json lies under
+results/experiments/<part>/<name>/, next to a PNG, an animated GIF, Snakemake benchmark files and a manifest.
+The real report/style.css and report/template.html are copied in, so the fixture renders through the real frame.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
+TITLE = "Fixture title from config"  # config key report.title, passed to render_report by the caller
+
 FIXTURE_QMD = """\
 ---
 title: "Fixture report"
@@ -24,43 +29,52 @@ toc-title: Contents
 
 Opening text.
 
+{{< include report/sections/part_a.qmd >}}
+
+{{< include report/sections/part_b.qmd >}}
+
+# Run manifest {#manifest}
+
+{{< include results/report/tables/manifest.md >}}
+"""
+
+PART_A_SECTION = """\
 # Part A: Fixture {#part-a}
 
 ## 1.1 Forward process {#a-forward}
 
 The process is $x_t = \\sqrt{\\bar\\alpha_t}\\, x_0 + \\sqrt{1-\\bar\\alpha_t}\\,\\epsilon$; see @fig-noisy and @tbl-scores.
-
-{{< include results/report/snippets/forward.md >}}
-
-## 2.5 Reverse process GIF {#b-gif}
-
-{{< include results/report/snippets/gif.md >}}
-
-# Run manifest {#manifest}
-
-{{< include results/report/snippets/manifest.md >}}
-"""
-
-FORWARD_SNIPPET = """\
-The fixture snippet sentence, with a digit in [0, 1].
+The fixture section sentence, with a digit in [0, 1] noised to t = {{< var part_a.forward.levels >}}.
 
 ![A clean digit, values in [0, 1]](results/figures/digit.png){#fig-clean width=30%}
 
+{{< include results/figures/scores.md >}}
+
+![The same digit, noisy (σ = {{< var part_a.forward.noise_std >}})](results/figures/noisy.png){#fig-noisy}
+"""
+
+SCORES_TABLE = """\
 | noise level | PSNR |
 |---:|---:|
 | 0.5 | 20.10 |
 | 1.0 | 14.20 |
 
 : Scores of the fixture {#tbl-scores}
-
-![The same digit, noisy](results/figures/noisy.png){#fig-noisy}
 """
 
-GIF_SNIPPET = """\
-The reverse process of @fig-clean, animated:
+PART_B_SECTION = """\
+## 2.5 Reverse process GIF {#b-gif}
+
+The reverse process of @fig-clean, animated over {{< var part_b.class_gif.frames >}} frames:
 
 ![Reverse process](results/figures/reverse.gif){#fig-gif}
 """
+
+# the facts.json of each experiment: {part: {name: {var: value}}}, as collect_variables nests them
+FACTS = {
+    "part_a": {"forward": {"levels": "250, 500 and 750", "noise_std": 0.66, "seed": 180}},
+    "part_b": {"class_gif": {"frames": 4, "stable": True}},
+}
 
 HEADINGS = ["Part A: Fixture", "1.1 Forward process", "2.5 Reverse process GIF", "Run manifest"]
 
@@ -76,7 +90,7 @@ def fixture_manifest(profile: str) -> dict:
         "packages": {"torch": "2.14.1", "numpy": "2.3.0"},
         "python": "3.11.7",
         "platform": "Linux-fixture",
-        "config": {"seed": 180, "report": {"title": "Fixture title from config"}},
+        "config": {"seed": 180, "report": {"title": TITLE}},
         "config_sha256": "f" * 64,
         "seed": 180,
         "started_utc": "2026-01-02T03:04:05+00:00",
@@ -93,13 +107,15 @@ def digit(size: int = 28) -> np.ndarray:
     return img
 
 
-def write_fixture_project(root: Path, profile: str = "smoke") -> dict[str, Path]:
-    """Write the fixture project under `root`; returns the paths the tests use."""
-    (root / "report").mkdir(parents=True, exist_ok=True)
+def write_fixture_project(root: Path, profile: str = "smoke") -> dict[str, Path | list[Path]]:
+    """Write the fixture project under `root` (run tables not yet written); returns the paths the tests use."""
+    (root / "report" / "sections").mkdir(parents=True, exist_ok=True)
     for name in ("style.css", "template.html"):
         shutil.copyfile(REPO / "report" / name, root / "report" / name)
     qmd = root / "report" / "index.qmd"
     qmd.write_text(FIXTURE_QMD)
+    (root / "report" / "sections" / "part_a.qmd").write_text(PART_A_SECTION)
+    (root / "report" / "sections" / "part_b.qmd").write_text(PART_B_SECTION)
 
     figures = root / "results" / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -109,11 +125,15 @@ def write_fixture_project(root: Path, profile: str = "smoke") -> dict[str, Path]
     Image.fromarray(noisy).save(figures / "noisy.png")
     frames = [Image.fromarray((clean * (k / 3)).astype(np.uint8)).convert("P") for k in range(4)]
     frames[0].save(figures / "reverse.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    (figures / "scores.md").write_text(SCORES_TABLE)
 
-    snippets = root / "results" / "report" / "snippets"
-    snippets.mkdir(parents=True, exist_ok=True)
-    (snippets / "forward.md").write_text(FORWARD_SNIPPET)
-    (snippets / "gif.md").write_text(GIF_SNIPPET)
+    facts = []
+    for part, experiments in FACTS.items():
+        for name, values in experiments.items():
+            path = root / "results" / "experiments" / part / name / "facts.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+            facts.append(path)
 
     manifest = root / "results" / "manifest.json"
     manifest.write_text(json.dumps(fixture_manifest(profile)))
@@ -127,5 +147,6 @@ def write_fixture_project(root: Path, profile: str = "smoke") -> dict[str, Path]
         header + "1.0000\t0:00:01\t100.00\t200.0\t90.0\t95.0\t0.0\t0.5\t50.0\t0.50\n"
         + "3.0000\t0:00:03\tNA\t200.0\t90.0\t95.0\t0.0\t0.5\t50.0\t1.50\n")
 
-    return {"root": root, "qmd": qmd, "manifest": manifest, "benchmarks": benchmarks, "snippets": snippets,
+    return {"root": root, "qmd": qmd, "section_a": root / "report" / "sections" / "part_a.qmd", "facts": facts,
+            "manifest": manifest, "benchmarks": benchmarks, "tables": root / "results" / "report" / "tables",
             "png": figures / "digit.png", "gif": figures / "reverse.gif", "out": root / "results" / "report" / "index.html"}

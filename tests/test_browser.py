@@ -6,8 +6,9 @@ import pytest
 from PIL import Image
 
 from browser_check import browser_missing, check_report
-from difflab.report import render_report, write_snippets
-from report_fixture import HEADINGS, write_fixture_project
+from difflab.report.render import render_report
+from difflab.report.run_tables import write_run_tables
+from report_fixture import FACTS, HEADINGS, TITLE, write_fixture_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
 
@@ -15,8 +16,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_missing() is not N
 @pytest.fixture
 def fixture_report(tmp_path):
     paths = write_fixture_project(tmp_path)
-    write_snippets(paths["manifest"], paths["benchmarks"], paths["snippets"])
-    render_report(paths["qmd"], paths["manifest"], paths["out"], paths["root"], renderer="pandoc")
+    write_run_tables(paths["manifest"], paths["benchmarks"], paths["tables"])
+    render_report(paths["qmd"], paths["manifest"], paths["out"], paths["root"], renderer="pandoc", variables=FACTS,
+                  title=TITLE)
     return paths
 
 

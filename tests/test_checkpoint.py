@@ -80,7 +80,7 @@ def test_workflow_sets_a_corrupt_checkpoint_aside_and_plans_to_recompute_it(tmp_
     for name in ("Snakefile", "rules", "config", "profiles", "report"):
         src = ROOT / name
         subprocess.run(["cp", "-r", str(src), str(work / name)], check=True)
-    kept = work / "results" / "part_b" / "denoiser" / "epoch_1.pt"
+    kept = work / "results" / "models" / "denoiser" / "epoch_1.pt"
     kept.parent.mkdir(parents=True)
     save_checkpoint(kept, {"w": torch.arange(100)})
     kept.write_bytes(damaged(kept.read_bytes())[damage])

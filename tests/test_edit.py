@@ -309,12 +309,18 @@ def test_multi_view_noise_refuses_unknown_reductions_and_mismatched_conditions()
 # --- SDEdit and inpainting ------------------------------------------------------------------------------------
 
 
-def test_sdedit_from_the_last_step_returns_its_input():
+def test_sdedit_i_start_is_an_index_of_a_timestep_t_ge_0():
+    """check_i_start is the one bound (config validation uses it too): 0 .. len - 2; the last entry, -1, is the
+    clean image and no place to start from."""
     den = LinearDenoiser()
     x0 = images()
     ts = A.denoising_timesteps(40, 5)
-    assert torch.equal(A.sdedit(den, x0, len(ts) - 1, ts, den.encode("p1"), gen(2), 7.0), x0)
+    assert ts[-2] == 0 and ts[-1] == -1
     assert not torch.allclose(A.sdedit(den, x0, len(ts) - 3, ts, den.encode("p1"), gen(2), 7.0), x0)
+    A.sdedit(den, x0, len(ts) - 2, ts, den.encode("p1"), gen(2), 7.0)  # from t = 0: one step
+    for bad in (len(ts) - 1, -1):
+        with pytest.raises(ValueError, match=rf"0\.\.{len(ts) - 2}"):
+            A.sdedit(den, x0, bad, ts, den.encode("p1"), gen(2), 7.0)
 
 
 def test_sdedit_is_forward_noise_then_iterative_denoising():

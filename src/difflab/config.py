@@ -62,6 +62,10 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
     lines = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         path = list(error.absolute_path)
+        if error.validator == "required":
+            missing = [name for name in error.validator_value if name not in error.instance]
+            lines += [f"config key '{_key(path + [name])}' is missing; config/config.yaml sets every key" for name in missing]
+            continue
         if error.validator == "additionalProperties":
             allowed = sorted(error.schema.get("properties", {}))
             unknown = sorted(set(error.instance) - set(allowed))
@@ -107,8 +111,20 @@ def semantic_errors(config: dict, root: Path) -> list[str]:
 
 @functools.lru_cache(maxsize=4)
 def _load_schema(path: str, mtime_ns: int) -> dict:
-    """The schema YAML, read once per file version (validation runs per Snakefile parse and per test example)."""
-    return yaml.safe_load(Path(path).read_text())
+    """The schema YAML, read once per file version (validation runs per Snakefile parse and per test example),
+    with every key of every object required: the schema states types and ranges, config/config.yaml every value
+    (no default is stated twice), so a key missing from the merged config is an error, never silently filled."""
+    schema = yaml.safe_load(Path(path).read_text())
+    _require_every_key(schema)
+    return schema
+
+
+def _require_every_key(node: dict) -> None:
+    if isinstance(node.get("properties"), dict):
+        node["required"] = list(node["properties"])
+        for child in node["properties"].values():
+            if isinstance(child, dict):
+                _require_every_key(child)
 
 
 def nonfinite_errors(config, path=()) -> list[str]:
@@ -124,7 +140,8 @@ def nonfinite_errors(config, path=()) -> list[str]:
 
 def validate_config(config: dict, schema_path: str | os.PathLike, root: str | os.PathLike = ".",
                     check_limits: bool = True) -> dict:
-    """Validate `config` in place, filling defaults; raise DifflabError with one line per problem.
+    """Validate `config` (every key present, types and ranges, cross-key limits); raise DifflabError with one line
+    per problem. Returns `config` unchanged.
 
     check_limits=False skips `limit_errors` (they import torch); the Snakefile skips them only in jobs that an
     executor spawns, whose config the main process has already checked.
@@ -133,9 +150,6 @@ def validate_config(config: dict, schema_path: str | os.PathLike, root: str | os
     schema = _load_schema(str(schema_path.resolve()), schema_path.stat().st_mtime_ns)
     problems = schema_errors(config, schema) + nonfinite_errors(config)
     if not problems:
-        from snakemake.utils import validate
-
-        validate(config, str(schema_path), set_default=True)
         problems = semantic_errors(config, Path(root)) + (limit_errors(config) if check_limits else [])
     if problems:
         raise DifflabError("\n".join(problems))

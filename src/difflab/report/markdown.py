@@ -26,16 +26,22 @@ CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")\s]+)")
 VARIABLE = re.compile(r"\{\{<\s*var\s+([A-Za-z0-9_.-]+)\s*>\}\}")
 
 
-def expand_includes(text: str, root: Path, source: str, depth: int = 0) -> str:
-    """Replace every `{{< include path >}}` line by that file's text (path relative to `root`), recursively."""
+def expand_includes(text: str, root: Path, source: str, depth: int = 0, variables: dict | None = None) -> str:
+    """Replace every `{{< include path >}}` line by that file's text (path relative to `root`), recursively.
+
+    With `variables`, each file's `{{< var >}}` shortcodes are expanded too, before its includes, so that an
+    undefined variable is reported with the file that names it."""
     if depth > 8:
         raise DifflabError(f"{source}: includes nested more than 8 deep (an include cycle?)")
+    if variables is not None:
+        text = expand_variables(text, variables, source)
 
     def include(match: re.Match) -> str:
         path = root / match.group(1)
         if not path.is_file():
             raise DifflabError(f"{source}: include file {match.group(1)} not found (looked for {path})")
-        return expand_includes(path.read_text(encoding="utf-8"), root, match.group(1), depth + 1).rstrip("\n")
+        return expand_includes(path.read_text(encoding="utf-8"), root, match.group(1), depth + 1,
+                               variables).rstrip("\n")
 
     return INCLUDE_LINE.sub(include, text)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from difflab import DifflabError
 from difflab.io import atomic_path, read_json
-from difflab.report.markdown import IMAGE, check_images_exist, expand_includes, expand_variables, number_figures_and_tables
+from difflab.report.markdown import IMAGE, check_images_exist, expand_includes, number_figures_and_tables
 from difflab.report.page import external_references, footer_html, run_info_html
 
 
@@ -129,8 +129,10 @@ def render_report(qmd: str | Path, manifest_path: str | Path, out: str | Path, r
             raise DifflabError(f"{path}: file not found")
 
     manifest = read_json(manifest_path)
-    text = expand_includes(qmd.read_text(encoding="utf-8"), root, str(qmd))
-    expanded = expand_variables(text, variables, str(qmd))  # also checks that every variable is defined
+    source = qmd.read_text(encoding="utf-8")
+    text = expand_includes(source, root, str(qmd))  # Quarto expands the variables itself
+    # also checks that every variable is defined, naming the file that uses an undefined one
+    expanded = expand_includes(source, root, str(qmd), variables=variables)
     check_images_exist(expanded, root)
     before = run_info_html(manifest, Path(manifest_path))
     shown_qmd = qmd.resolve().relative_to(root.resolve()) if qmd.resolve().is_relative_to(root.resolve()) else qmd
