@@ -119,14 +119,24 @@ def test_forward_matches_closed_form_and_is_identity_below_zero():
     assert torch.equal(A.forward(den, x0, -1, gen(5)), x0)
 
 
-def test_step_variance_interpolates_between_posterior_variance_and_beta():
+def test_step_variance_choices_match_their_closed_forms():
+    from difflab.sampler import step_variance
+
     abar_t, abar_prev = torch.tensor(0.3), torch.tensor(0.5)
     beta = 1 - 0.3 / 0.5
     beta_tilde = (1 - 0.5) / (1 - 0.3) * beta
-    torch.testing.assert_close(A.step_variance(None, abar_t, abar_prev), torch.tensor(beta_tilde))
-    torch.testing.assert_close(A.step_variance(torch.tensor(-1.0), abar_t, abar_prev), torch.tensor(beta_tilde))
-    torch.testing.assert_close(A.step_variance(torch.tensor(1.0), abar_t, abar_prev), torch.tensor(beta))
-    torch.testing.assert_close(A.step_variance(torch.tensor(0.0), abar_t, abar_prev), torch.tensor((beta * beta_tilde) ** 0.5))
+    torch.testing.assert_close(step_variance("beta", None, abar_t, abar_prev), torch.tensor(beta))
+    torch.testing.assert_close(step_variance("posterior", torch.tensor(1.0), abar_t, abar_prev), torch.tensor(beta_tilde))
+    torch.testing.assert_close(step_variance("auto", None, abar_t, abar_prev), torch.tensor(beta_tilde))
+    # learned range: v = -1 gives beta_tilde, v = 1 beta, v = 0 their geometric mean (iDDPM eq 15)
+    for variance in ("auto", "learned_range"):
+        torch.testing.assert_close(step_variance(variance, torch.tensor(-1.0), abar_t, abar_prev), torch.tensor(beta_tilde))
+        torch.testing.assert_close(step_variance(variance, torch.tensor(1.0), abar_t, abar_prev), torch.tensor(beta))
+        torch.testing.assert_close(step_variance(variance, torch.tensor(0.0), abar_t, abar_prev), torch.tensor((beta * beta_tilde) ** 0.5))
+    with pytest.raises(ValueError, match="needs a model that returns"):
+        step_variance("learned_range", None, abar_t, abar_prev)
+    with pytest.raises(ValueError, match="unknown variance"):
+        step_variance("fixed_large", None, abar_t, abar_prev)
 
 
 # --- denoising ------------------------------------------------------------------------------------------------

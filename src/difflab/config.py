@@ -266,9 +266,10 @@ def blur_sigma_errors(name: str, sigmas: list, image_size: int) -> list[str]:
 
 def i_start_errors(config: dict) -> list[str]:
     """part_a.i_start and part_a.sdedit_i_starts: indices into the strided timesteps of A.1.4, checked by the
-    job's own check (`difflab.edit.algorithms.check_i_start`, which every reverse loop runs) on the job's own
+    job's own check (`difflab.sampler.check_i_start`, which the reverse loop runs) on the job's own
     list (`denoising_timesteps`)."""
-    from difflab.edit.algorithms import check_i_start, denoising_timesteps
+    from difflab.edit.algorithms import denoising_timesteps
+    from difflab.sampler import check_i_start
 
     a, T = config["part_a"], config["part_b"]["ddpm"]["num_timesteps"]
     timesteps = denoising_timesteps(T, a["stride"])

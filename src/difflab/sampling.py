@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from difflab.runtime import map_in_chunks
-from difflab.schedule import NoiseSchedule, classifier_free_guidance, predict_x0, reverse_step, sigma_to_timestep, step_beta
+from difflab.sampler import reverse
+from difflab.schedule import NoiseSchedule, classifier_free_guidance, predict_x0, sigma_to_timestep
 
 
 
@@ -61,10 +61,10 @@ def ddpm_sample(
 ) -> tuple[Tensor, list[Tensor]]:
     """Draw n samples by Algorithm B.2 (time model, labels=None) or B.4 (class model with labels and CFG scale).
 
-    x_{T-1} ~ N(0, I); for t = T-1, ..., 0: z ~ N(0, I) if t > 0 else 0,
-        x_{t-1} = posterior_mean(x_t, x0_hat(eps)) + sqrt(beta_t) z   (schedule.reverse_step),
-    with beta_t = 1 - abar_t / abar_{t-1} and abar_{-1} = 1. The result is not clipped (the algorithm has no
-    clipping); clip to [0, 1] only to display or store images.
+    x_{T-1} ~ N(0, I); for t = T-1, ..., 0: x_{t-1} = posterior_mean(x_t, x0_hat(eps)) + sqrt(beta_t) z, z ~ N(0, I)
+    (no noise on the last step), with beta_t = 1 - abar_t / abar_{t-1} and abar_{-1} = 1: difflab.sampler.reverse
+    with variance "beta" over T-1, ..., 0, -1. The result is not clipped (the algorithm has no clipping); clip to
+    [0, 1] only to display or store images.
 
     Returns (images N x 1 x 28 x 28 on `device`, frames): `frames` evenly spaced snapshots of the whole batch,
     from the initial noise to the final sample, as CPU tensors clipped to [0, 1] for display.
@@ -80,21 +80,22 @@ def ddpm_sample(
     keep = frame_indices(T, frames)
     snapshots: list[Tensor] = []
 
-    x = torch.randn((n, 1, 28, 28), generator=generator, device=device)
-    if 0 in keep:
-        snapshots.append(x.clamp(0, 1).cpu())
-    bar = tqdm(range(T - 1, -1, -1), desc=f"sampling {n} images", unit="step", disable=not show_progress, mininterval=2.0)
-    for step, t in enumerate(bar, start=1):
-        abar_t, abar_prev = schedule.abar(t), schedule.abar(t - 1)
-        noise_std = step_beta(abar_t, abar_prev).sqrt()
-        chunks, batch_size = map_in_chunks(
-            lambda a, b: predict_noise(model, x[a:b], t, T, None if labels is None else labels[a:b], guidance_scale),
-            n, batch_size, f"at timestep {t}")
-        eps = torch.cat(chunks)
-        z = torch.randn(x.shape, generator=generator, device=device) if t > 0 else torch.zeros_like(x)
-        x = reverse_step(x, eps, abar_t, abar_prev, noise_std, z)
+    chunk = [batch_size]  # halved after an out-of-memory error, and kept small for the timesteps after it
+
+    def noise_fn(x_t: Tensor, t: int) -> tuple[Tensor, None]:
+        chunks, chunk[0] = map_in_chunks(
+            lambda a, b: predict_noise(model, x_t[a:b], t, T, None if labels is None else labels[a:b], guidance_scale),
+            n, chunk[0], f"at timestep {t}")
+        return torch.cat(chunks), None
+
+    def snapshot(step: int, t: int, x_t: Tensor) -> None:
         if step in keep:
-            snapshots.append(x.clamp(0, 1).cpu())
+            snapshots.append(x_t.clamp(0, 1).cpu())
+
+    x = torch.randn((n, 1, 28, 28), generator=generator, device=device)
+    snapshot(0, T - 1, x)
+    desc = f"sampling {n} images" if show_progress else None
+    x = reverse(x, list(range(T - 1, -2, -1)), schedule, noise_fn, generator, "beta", callback=snapshot, desc=desc)
     return x, snapshots
 
 

@@ -20,24 +20,16 @@ from typing import Callable
 import torch
 from torch import Tensor
 from torchvision.transforms import functional as TF
-from tqdm import tqdm
 
 from difflab.edit.denoiser import Denoiser
+from difflab.sampler import Callback, NoiseFn, check_i_start, reverse  # noqa: F401  (check_i_start: the one bound)
 from difflab.schedule import (
     NoiseSchedule,
     classifier_free_guidance,
     forward_noise,
-    posterior_variance,
     predict_x0,
-    reverse_step,
-    step_beta,
     strided_timesteps,
 )
-
-# noise_fn(x_t, t) -> (eps_hat, learned variance or None): what one reverse step needs from the model.
-NoiseFn = Callable[[Tensor, int], tuple[Tensor, Tensor | None]]
-# callback(i, t, x): called after each reverse step with the new state x at t = timesteps[i].
-Callback = Callable[[int, int, Tensor], None]
 
 
 # --- timesteps and noise ------------------------------------------------------------------------------------
@@ -83,23 +75,6 @@ def forward(denoiser: Denoiser, x0: Tensor, t: int, generator: torch.Generator) 
     """
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     return forward_noise(x0, schedule_of(denoiser).abar(t, x0.dim()), eps)
-
-
-def step_variance(v: Tensor | None, abar_t: Tensor, abar_prev: Tensor) -> Tensor:
-    """Variance of the reverse step t -> t'.
-
-    v = None (no learned variance, e.g. the MNIST UNet): the DDPM posterior variance
-        beta_tilde = (1 - abar_{t'}) / (1 - abar_t) * beta_t.
-    v in [-1, 1] ("learned_range", Improved DDPM eq 15, DeepFloyd IF): with frac = (v + 1) / 2,
-        log sigma^2 = frac * log beta_t + (1 - frac) * log beta_tilde,
-    so v = -1 gives beta_tilde and v = 1 gives beta_t. beta_tilde is clamped at 1e-20 before the log, as diffusers does.
-    """
-    beta_tilde = posterior_variance(abar_t, abar_prev)
-    if v is None:
-        return beta_tilde
-    frac = (v + 1.0) / 2.0
-    log_var = frac * step_beta(abar_t, abar_prev).log() + (1.0 - frac) * beta_tilde.clamp(min=1e-20).log()
-    return log_var.exp()
 
 
 # --- model calls --------------------------------------------------------------------------------------------
@@ -152,16 +127,6 @@ def one_step_denoise(denoiser: Denoiser, x_t: Tensor, t: int, cond: Tensor, cfg_
     return predict_x0(x_t, eps, schedule_of(denoiser).abar(t, x_t.dim()))
 
 
-def check_i_start(i_start: int, timesteps: list[int]) -> None:
-    """i_start must index a timestep t >= 0 of `timesteps` (0 .. len - 2: the last entry, -1, is the clean image).
-
-    The one bound of i_start, used by every reverse loop and by config validation (difflab.config).
-    Raises ValueError naming the allowed indices and their timesteps."""
-    if not 0 <= i_start < len(timesteps) - 1:
-        raise ValueError(f"expected an index into the {len(timesteps) - 1} strided timesteps {timesteps[0]}..{timesteps[-2]}, "
-                         f"i.e. 0..{len(timesteps) - 2}")
-
-
 # --- the reverse loop ---------------------------------------------------------------------------------------
 
 
@@ -175,31 +140,12 @@ def denoise(
     after_step: Callable[[Tensor, int], Tensor] | None = None,
     callback: Callback | None = None,
     desc: str | None = None,
+    variance: str = "auto",
 ) -> Tensor:
-    """Run reverse steps from t = timesteps[i_start] down to timesteps[-1] (A.1.4, eq A.3).
-
-    Each step: (eps, v) = noise_fn(x_t, t); z ~ N(0, I) from `generator`;
-    x_{t'} = reverse_step(x_t, eps, abar_t, abar_{t'}, sigma, z) with sigma^2 = step_variance(v, abar_t, abar_{t'})
-    (sigma = 0 on a step into t' = -1); then x_{t'} = after_step(x_{t'}, t') if given, and callback(i + 1, t', x_{t'}).
-    `desc` turns on a progress bar with that label.
-    """
-    check_i_start(i_start, timesteps)
-    if any(a <= b for a, b in zip(timesteps, timesteps[1:])):
-        raise ValueError("timesteps must be strictly descending")
-    schedule = schedule_of(denoiser)
-    steps = range(i_start, len(timesteps) - 1)
-    for i in tqdm(steps, desc=desc, disable=desc is None, leave=False, mininterval=1.0):
-        t, t_prev = timesteps[i], timesteps[i + 1]
-        abar_t, abar_prev = schedule.abar(t, x.dim()), schedule.abar(t_prev, x.dim())
-        eps, v = noise_fn(x, t)
-        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        std = torch.zeros_like(abar_t) if t_prev < 0 else step_variance(v, abar_t, abar_prev).sqrt()
-        x = reverse_step(x, eps, abar_t, abar_prev, std, z)
-        if after_step is not None:
-            x = after_step(x, t_prev)
-        if callback is not None:
-            callback(i + 1, t_prev, x)
-    return x
+    """Run reverse steps from t = timesteps[i_start] down to timesteps[-1] (A.1.4, eq A.3): difflab.sampler.reverse
+    on the denoiser's schedule. variance "auto": the posterior variance beta_tilde (spec A.1.4), or the model's
+    learned range where it returns one (DeepFloyd IF); see difflab.sampler.step_variance for the choices."""
+    return reverse(x, timesteps, schedule_of(denoiser), noise_fn, generator, variance, i_start, after_step, callback, desc)
 
 
 def iterative_denoise(
