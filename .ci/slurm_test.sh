@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test-slurm`: a throwaway single-node Slurm cluster on 127.0.0.1 (.ci/slurm_up.sh), the tests marked
-# `slurm` against it (tests/test_slurm.py), and the cluster stopped again (.ci/slurm_down.sh) whatever
+# `slurm` against it (tests/workflow/test_slurm.py), and the cluster stopped again (.ci/slurm_down.sh) whatever
 # happens: success, failure, timeout, Ctrl-C or kill. Needs root (apt, daemons). Extra arguments go to
 # pytest (e.g. -k failing).
 set -euo pipefail
@@ -33,7 +33,7 @@ echo "slurm_test: cluster up in $((SECONDS - start)) s"
 rm -f results/slurm_timings.txt
 # Each Snakemake run in the tests has its own timeout; this one bounds them all. In the background and
 # waited for, so that a signal reaches the traps at once.
-setsid timeout --foreground -k 30 2400 "$VENV/bin/pytest" -q -ra -m slurm tests/test_slurm.py "$@" 9>&- &
+setsid timeout --foreground -k 30 2400 "$VENV/bin/pytest" -q -ra -m slurm tests/workflow/test_slurm.py "$@" 9>&- &
 tests=$!
 wait "$tests"
 if [[ -f results/slurm_timings.txt ]]; then

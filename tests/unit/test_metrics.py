@@ -163,7 +163,7 @@ def test_fid_rows_carry_n_and_extractor(tmp_path, monkeypatch, capsys):
     fake, _ = synthetic_digits(40, seed=1)
     base = {"experiment": "fid", "model": "class", "epoch": 5, "parameter": "guidance=5"}
     rows = fid_rows(real, fake, model, 4, base, torch.device("cpu"), inception="auto")
-    assert [r["metric"] for r in rows] == ["fid", "kid", "kid_std"]  # KID: tests/test_kid.py
+    assert [r["metric"] for r in rows] == ["fid", "kid", "kid_std"]  # KID: tests/unit/test_kid.py
     assert rows[0]["n"] == 40 and rows[0]["extractor"] == classifier_extractor_name(4) == "mnist-classifier(width=4)"
     assert rows[0]["value"] == pytest.approx(fid_score(real, fake, ClassifierFeatures(model)))
     assert "Inception FID and KID skipped" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import ROOT, VENV_BIN, copy_of_repository, snakemake_cmd, subprocess_env
-from rerun_check import dry_run, edited, override, planned_jobs, planned_rules
+from helpers.rerun_check import dry_run, edited, override, planned_jobs, planned_rules
 from difflab.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +32,7 @@ def smoke_run(tmp_path_factory, mnist_npz):
 
 def save_reference(results, dest):
     """Keep what `make test-slurm` compares its Slurm run against (metrics, manifest, report), so CI need
-    not run the local smoke DAG a third time; tests/test_slurm.py reuses it only for the same clean commit."""
+    not run the local smoke DAG a third time; tests/workflow/test_slurm.py reuses it only for the same clean commit."""
     shutil.rmtree(dest, ignore_errors=True)
     for part in ("metrics", "manifest.json", "report/index.html"):
         (dest / part).parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def test_rerun_has_nothing_to_do(smoke_run):
 
 
 def test_report_in_a_real_browser(smoke_run):
-    from browser_check import browser_missing, check_report
+    from helpers.browser_check import browser_missing, check_report
     from difflab.report.markdown import expand_includes, section_headings
 
     reason = browser_missing()

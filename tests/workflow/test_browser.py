@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from browser_check import browser_missing, check_report
+from helpers.browser_check import browser_missing, check_report
 from difflab.report.render import render_report
 from difflab.report.run_tables import write_run_tables
-from report_fixture import FACTS, HEADINGS, TITLE, write_fixture_project
+from helpers.report_fixture import FACTS, HEADINGS, TITLE, write_fixture_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
 

@@ -1,6 +1,6 @@
 """Open a rendered report in Debian's headless Chromium (driven by Playwright) and check what a reader would see.
 
-    from browser_check import check_report
+    from helpers.browser_check import check_report
     check_report("results/report/index.html", expected_headings, "results/report/screenshot.png")
 
 Needs /usr/bin/chromium (scripts/install_browser.sh) and the pip package `playwright`; no browser is downloaded.

@@ -39,7 +39,7 @@ def slurm_args(*configfiles: str) -> list[str]:
 
 
 SMOKE_TIMEOUT = 1200  # s, the whole smoke DAG through Slurm (measured: 5.5-6.5 min on 2 cores)
-# A local smoke run's results/ that tests/test_e2e.py may leave behind; reused when it is of this commit.
+# A local smoke run's results/ that tests/workflow/test_e2e.py may leave behind; reused when it is of this commit.
 SAVED_REFERENCE = ROOT / "results" / "smoke_reference"
 TIMINGS = ROOT / "results" / "slurm_timings.txt"
 
@@ -187,7 +187,7 @@ def saved_reference_problem(source: Path) -> str | None:
 @pytest.fixture(scope="module")
 def local_results(source, tmp_path_factory):
     """results/ of a local smoke run of the source: the one `make test` saved, if it is of this commit
-    (saves CI a third smoke run), else a fresh one (--cores 2, as tests/test_e2e.py runs it)."""
+    (saves CI a third smoke run), else a fresh one (--cores 2, as tests/workflow/test_e2e.py runs it)."""
     problem = saved_reference_problem(source)
     if problem is None:
         record_timing(f"local smoke run: reused {SAVED_REFERENCE.relative_to(ROOT)}")

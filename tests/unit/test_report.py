@@ -23,7 +23,7 @@ from difflab.report.markdown import (
 from difflab.report.page import external_references
 from difflab.report.render import render_report
 from difflab.report.run_tables import write_run_tables
-from report_fixture import FACTS, REPO, TITLE, write_fixture_project
+from helpers.report_fixture import FACTS, REPO, TITLE, write_fixture_project
 
 SECTIONS = ["report/sections/part_a.qmd", "report/sections/part_b.qmd"]
 RUN_TABLES = ["results/report/tables/timings.md", "results/report/tables/manifest.md"]
