@@ -122,6 +122,13 @@ class Context:
     def timesteps(self) -> list[int]:
         return A.denoising_timesteps(self.T, _int(self.settings, "stride", 1))
 
+    def noise_timesteps(self, stride: int | None = None) -> list[int]:
+        """Timesteps of a chain from pure noise: `stride` (default config 'stride') in config 'timestep_spacing'."""
+        spacing = _get(self.settings, "timestep_spacing")
+        if spacing not in A.SPACINGS:
+            raise _bad("timestep_spacing", spacing, " or ".join(A.SPACINGS))
+        return A.denoising_timesteps(self.T, stride or _int(self.settings, "stride", 1), spacing=spacing)
+
     def i_start(self, key: str, value: int, timesteps: list[int]) -> int:
         if not 0 <= value < len(timesteps) - 1:
             raise _bad(key, value, f"an index into the {len(timesteps) - 1} strided timesteps "
@@ -258,7 +265,7 @@ def exp_sampling(ctx: Context) -> str:
     x_T = A.pure_noise(ctx.den, len(prompts) * S, ctx.generator("noise"))
     rows, labels, used = [], [], []
     for n in step_counts:
-        ts = A.denoising_timesteps(ctx.T, A.stride_for_steps(ctx.T, n))
+        ts = ctx.noise_timesteps(A.stride_for_steps(ctx.T, n))
         used.append(len(ts) - 1)
         x = A.iterative_denoise(ctx.den, x_T, 0, ts, cond, ctx.generator("steps", n), gamma, desc=f"sampling, {n} steps")
         rows.append(x)
@@ -490,7 +497,7 @@ def _benchmark_plot(ctx: Context, results: dict, levels: list[int]) -> None:
 def exp_samples(ctx: Context) -> str:
     S = _int(ctx.settings, "num_samples", 1)
     g = ctx.generator()
-    x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.timesteps(), ctx.den.null_condition(S), g,
+    x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.noise_timesteps(), ctx.den.null_condition(S), g,
                             desc="samples")
     titles, extra = None, ""
     model = ctx.classifier(required=False)
@@ -512,7 +519,7 @@ def exp_cfg(ctx: Context) -> str:
     g = ctx.generator()
     digits = torch.randint(0, 10, (S,), generator=g, device=ctx.den.device)
     cond = digit_conditions(ctx, digits.tolist())
-    x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.timesteps(), cond, g, gamma, desc="CFG samples")
+    x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.noise_timesteps(), cond, g, gamma, desc="CFG samples")
     save_grid(ctx, "cfg.png", x, nrow=1, titles=[f"“a {int(d)}”" for d in digits])
     text = (f"Classifier-free guidance combines the conditional and the null-condition estimates, "
             f"$\\epsilon = \\epsilon_u + \\gamma(\\epsilon_c - \\epsilon_u)$ with $\\gamma = {gamma:g}$. The MNIST model has no "
@@ -719,7 +726,7 @@ def make_anagrams(ctx: Context, seeds: int, tag: str) -> tuple[list[list[str]], 
     mode = _flip_mode(ctx)
     n = len(pairs) * seeds
     g = ctx.generator(tag)
-    x = A.visual_anagram(ctx.den, A.pure_noise(ctx.den, n, g), ctx.timesteps(), up.repeat_interleave(seeds, 0),
+    x = A.visual_anagram(ctx.den, A.pure_noise(ctx.den, n, g), ctx.noise_timesteps(), up.repeat_interleave(seeds, 0),
                          flipped.repeat_interleave(seeds, 0), g, ctx.cfg_scale, mode, desc="anagrams")
     return pairs, x, mode
 
@@ -730,7 +737,7 @@ def make_hybrids(ctx: Context, seeds: int, tag: str) -> tuple[list[list[str]], T
     k, sigma = _hybrid_filter(ctx)
     n = len(pairs) * seeds
     g = ctx.generator(tag)
-    x = A.hybrid(ctx.den, A.pure_noise(ctx.den, n, g), ctx.timesteps(), low.repeat_interleave(seeds, 0),
+    x = A.hybrid(ctx.den, A.pure_noise(ctx.den, n, g), ctx.noise_timesteps(), low.repeat_interleave(seeds, 0),
                  high.repeat_interleave(seeds, 0), g, ctx.cfg_scale, k, sigma, desc="hybrids")
     return pairs, x, (k, sigma)
 

@@ -1,0 +1,118 @@
+"""Timestep spacing of chains from pure noise: the leading (spec) and trailing (from T - 1) lists, the Part A
+experiments that use them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from difflab import DifflabError, parta
+from difflab.edit import algorithms as A
+from difflab.schedule import alphas_cumprod_from_betas, linear_betas, trailing_timesteps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- the lists ----------------------------------------------------------------------------------------------
+
+
+def test_closed_form_at_t300_and_the_spec_list_at_t1000():
+    leading = A.denoising_timesteps(300, A.stride_for_steps(300, 10))
+    trailing = A.denoising_timesteps(300, A.stride_for_steps(300, 10), spacing="trailing")
+    assert leading == [270, 240, 210, 180, 150, 120, 90, 60, 30, 0, -1]
+    assert trailing == [299, 269, 239, 209, 179, 149, 119, 89, 59, 29, -1]
+    assert A.denoising_timesteps(1000, 30) == list(range(990, -1, -30)) + [-1]  # spec A.1.4
+    assert trailing_timesteps(1000, 10) == [999, 899, 799, 699, 599, 499, 399, 299, 199, 99]  # diffusers docs example
+    assert trailing_timesteps(300, 8)[1] == 261  # 300 - 37.5 = 262.5 rounds half to even, as numpy.round
+
+
+@given(T=st.integers(1, 1200), data=st.data())
+def test_both_spacings_make_the_same_number_of_calls_and_descend_to_the_clean_image(T, data):
+    n = data.draw(st.integers(1, T))
+    stride = A.stride_for_steps(T, n)
+    leading = A.denoising_timesteps(T, stride)
+    trailing = A.denoising_timesteps(T, stride, spacing="trailing")
+    assert len(leading) == len(trailing) <= n + 1
+    for ts in (leading, trailing):
+        assert all(a > b for a, b in zip(ts, ts[1:])) and ts[-1] == -1 and ts[-2] >= 0
+    N = len(trailing) - 1
+    assert leading[-2] == 0 and leading[0] > T - 1 - stride
+    assert trailing[0] == T - 1 and trailing[-2] == round(T / N) - 1
+    assert all(abs(t + 1 - (T - i * T / N)) <= 0.5 + 1e-9 for i, t in enumerate(trailing[:-1]))  # nearest to T - iT/N
+
+
+def test_bad_spacings_are_refused():
+    with pytest.raises(ValueError, match="spacing"):
+        A.denoising_timesteps(300, 10, spacing="linspace")
+    with pytest.raises(ValueError, match="trailing"):
+        A.denoising_timesteps(300, 10, start=100, spacing="trailing")
+    with pytest.raises(ValueError, match="1..300"):
+        trailing_timesteps(300, 301)
+
+
+# --- the Part A chains from pure noise ----------------------------------------------------------------------
+
+
+class RecordingDenoiser:
+    """An MNIST-shaped Denoiser with T = 300 whose noise estimate is a fixed per-digit pattern; records every t."""
+
+    image_shape = (1, 28, 28)
+    value_range = (0.0, 1.0)
+    device = torch.device("cpu")
+    epoch = 1
+
+    def __init__(self, T: int = 300):
+        self.alphas_cumprod = alphas_cumprod_from_betas(linear_betas(1e-4, 0.02, T))
+        self.patterns = torch.randn(10, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+        self.calls: list[int] = []
+
+    def predict_noise(self, x_t, t, cond):
+        self.calls.append(t)
+        return 0.5 * x_t + torch.einsum("nc,chw->nhw", cond, self.patterns[:, 0]).unsqueeze(1), None
+
+    def encode(self, prompt):
+        return torch.nn.functional.one_hot(torch.tensor([int(prompt.split()[-1])]), 10).float()
+
+    def null_condition(self, batch):
+        return torch.zeros(batch, 10)
+
+
+def context(tmp_path, spacing) -> parta.Context:
+    settings = dict(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["part_a"])
+    settings.update(timestep_spacing=spacing, stride=10, num_samples=2, sample_step_counts=[10, 30], sample_prompts=["a 3"],
+                    anagrams=[["a 6", "a 9"]], hybrids=[["a 0", "a 1"]])
+    return parta.Context("cfg", RecordingDenoiser(), settings, 180, tmp_path, None, None, None)
+
+
+@pytest.mark.parametrize("spacing,first", [("leading", 290), ("trailing", 299)])
+def test_every_chain_from_pure_noise_uses_the_configured_spacing(tmp_path, monkeypatch, spacing, first):
+    starts = []
+
+    def record(den, x, timesteps, i_start, *args, **kwargs):
+        starts.append((timesteps[i_start], len(timesteps) - 1))
+        return x
+
+    monkeypatch.setattr(parta.A, "denoise", record)
+    ctx = context(tmp_path, spacing)
+    parta.exp_samples(ctx)
+    parta.exp_cfg(ctx)
+    parta.make_anagrams(ctx, 2, "anagrams")
+    parta.make_hybrids(ctx, 2, "hybrids")
+    assert starts == [(first, 30)] * 4
+    starts.clear()
+    parta.exp_sampling(ctx)  # 10 and 30 steps: strides 30 and 10
+    assert starts == [(270 if spacing == "leading" else 299, 10), (first, 30)]
+
+
+def test_spacing_config_errors_name_the_key(tmp_path):
+    ctx = context(tmp_path, "uniform")
+    with pytest.raises(DifflabError, match=r"'part_a.timestep_spacing' is 'uniform'; expected leading or trailing"):
+        ctx.noise_timesteps()
+    del ctx.settings["timestep_spacing"]
+    with pytest.raises(DifflabError, match=r"'part_a.timestep_spacing' is missing"):
+        ctx.noise_timesteps()
