@@ -1,8 +1,9 @@
 """Timestep spacing of chains from pure noise: the leading (spec) and trailing (from T - 1) lists, the Part A
-experiments that use them."""
+experiments that use them, and the measurement in difflab.experiments.part_a.spacing."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 from difflab import DifflabError, parta
 from difflab.edit import algorithms as A
+from difflab.experiments.part_a.spacing import measure_spacing
+from difflab.metrics.classifier import init_classifier
 from difflab.schedule import alphas_cumprod_from_betas, linear_betas, trailing_timesteps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,3 +119,41 @@ def test_spacing_config_errors_name_the_key(tmp_path):
     del ctx.settings["timestep_spacing"]
     with pytest.raises(DifflabError, match=r"'part_a.timestep_spacing' is missing"):
         ctx.noise_timesteps()
+
+
+# --- the measurement ----------------------------------------------------------------------------------------
+
+
+def measure(den, steps, spacings=("leading", "trailing"), seed=0):
+    real = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    return measure_spacing(den, init_classifier(4, 0), real, steps, 16, list(spacings), 3.0, seed)
+
+
+def test_measurement_rows_are_tidy_and_start_each_spacing_where_it_should():
+    den = RecordingDenoiser(T=40)
+    rows = measure(den, [4])
+    assert [(r["parameter"], r["metric"]) for r in rows] == [
+        ("spacing=leading,steps=4", "class_accuracy"), ("spacing=leading,steps=4", "fid"),
+        ("spacing=trailing,steps=4", "class_accuracy"), ("spacing=trailing,steps=4", "fid")]
+    assert {(r["experiment"], r["model"], r["epoch"], r["n"], r["extractor"]) for r in rows} == {
+        ("part_a_spacing", "class", 1, 16, "mnist-classifier(width=4)")}
+    assert all(math.isfinite(r["value"]) for r in rows) and all(0 <= r["value"] <= 1 for r in rows[::2])
+    assert den.calls == [30, 20, 10, 0, 39, 29, 19, 9]  # stride 10: leading from 30, trailing from T - 1 = 39
+    assert measure(RecordingDenoiser(T=40), [4]) == rows  # the seed fixes everything
+
+
+def test_both_spacings_share_digits_initial_noise_and_step_noise():
+    rows = measure(RecordingDenoiser(T=12), [12])  # stride 1: both lists are 11, 10, ..., 0
+    assert [r["value"] for r in rows[:2]] == [r["value"] for r in rows[2:]]
+    other = measure(RecordingDenoiser(T=12), [12], seed=1)
+    assert [r["value"] for r in other] != [r["value"] for r in rows]
+
+
+def test_measurement_refuses_bad_requests():
+    den = RecordingDenoiser(T=40)
+    with pytest.raises(DifflabError, match="spacings"):
+        measure(den, [4], spacings=["middle"])
+    with pytest.raises(DifflabError, match=r"1\.\.40"):
+        measure(den, [41])
+    with pytest.raises(DifflabError, match="equal n"):
+        measure_spacing(den, init_classifier(4, 0), torch.rand(8, 1, 28, 28), [4], 16, ["leading"], 3.0, 0)
