@@ -51,7 +51,8 @@ def measure_spacing(
     FID reference, so generated and real sets have equal n.
     step_counts: numbers of model calls as in Part 0, each turned into timesteps by
     `denoising_timesteps(T, stride_for_steps(T, n), spacing=s)`: both spacings get the same number of calls
-    (T = 300: 10 -> leading 270, ..., 0 and trailing 299, ..., 29). spacings: a subset of `algorithms.SPACINGS`.
+    (T = 300: 10 -> leading 270, ..., 0 and trailing 299, ..., 29); the rows' "steps" is that number of calls,
+    len(timesteps) - 1, which can be below the request (T = 100, 30 -> 25). spacings: from `algorithms.SPACINGS`.
     Sampling: digits d_k ~ U{0, ..., 9} and x_T ~ N(0, I) are drawn once (generator seed/"part_a"/"spacing") and
     shared by every (spacing, steps); the per-step noise z comes from seed/"part_a"/"spacing"/steps, so the two
     spacings at equal steps share it too. Each sample: `iterative_denoise` from x_T with classifier-free guidance
