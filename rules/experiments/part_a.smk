@@ -3,7 +3,7 @@
 # The mnist backend is the Part B class-conditioned UNet at its final epoch. Each job gets only the config keys
 # its settings class (difflab.settings.part_a) reads, so e.g. part_a.cfg_scale reruns only the guided experiments.
 
-PART_A_EXPERIMENTS = ["sampling", "forward", "blur", "one_step", "iterative", "benchmark", "samples", "cfg",
+PART_A_EXPERIMENTS = ["sampling", "forward", "blur", "one_step", "iterative", "benchmark", "samples", "cfg", "spacing",
                       "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids", "illusions"]
 
 

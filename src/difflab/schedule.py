@@ -14,6 +14,7 @@ Equation numbers refer to the CS180 project 5 spec (A.x for Part A, B.x for Part
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 from torch import Tensor
@@ -137,8 +138,28 @@ def sigma_to_timestep(sigma: float, schedule: NoiseSchedule) -> int:
 
 
 def strided_timesteps(num_timesteps: int, stride: int) -> list[int]:
-    """Descending timesteps for strided sampling, ending at 0 (spec A.1.4: T = 1000, stride 30 -> 990, 960, ..., 0)."""
+    """Descending timesteps for strided sampling, ending at 0 (spec A.1.4: T = 1000, stride 30 -> 990, 960, ..., 0).
+
+    This is "leading" spacing: the multiples of the stride counted up from 0, so the first one can lie up to
+    stride - 1 below the last trained timestep T - 1 (T = 300, stride 30 -> 270); see `trailing_timesteps`.
+    """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     start = ((num_timesteps - 1) // stride) * stride
     return list(range(start, -1, -stride))
+
+
+def trailing_timesteps(num_timesteps: int, num_steps: int) -> list[int]:
+    """Descending timesteps with "trailing" spacing, starting at the last trained timestep T - 1:
+
+        t_i = round(T - i T / N) - 1,  i = 0, ..., N - 1
+
+    (diffusers `timestep_spacing="trailing"`; Lin et al. 2023, "Common diffusion noise schedules and sample steps
+    are flawed", Table 2). Rounding is half-to-even on the exact value T (N - i) / N, as numpy's round.
+    T = 300, N = 10 -> 299, 269, ..., 29; T = 1000, N = 10 -> 999, 899, ..., 99. The list ends at round(T / N) - 1,
+    not 0: the step after it lands on the clean image (t = -1 in difflab's lists). Strictly decreasing for N <= T.
+    Raises ValueError unless 1 <= N <= T.
+    """
+    if not 1 <= num_steps <= num_timesteps:
+        raise ValueError(f"number of steps must be in 1..{num_timesteps} (the number of timesteps), got {num_steps}")
+    return [round(Fraction(num_timesteps * (num_steps - i), num_steps)) - 1 for i in range(num_steps)]

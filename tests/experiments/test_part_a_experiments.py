@@ -27,7 +27,7 @@ from difflab.settings import settings_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = dict(test_images=[0, 3], sample_step_counts=[3, 5], num_samples=2, stride=50, i_start=1, sdedit_i_starts=[1, 4],
-             anagrams=[["a 6", "a 9"]], hybrids=[["a 0", "a 1"]], benchmark_num_images=6, illusion_num_seeds=3,
+             anagrams=[["a 6", "a 9"]], hybrids=[["a 0", "a 1"]], benchmark_num_images=6, illusion_num_seeds=3, spacing_num_images=6,
              hand_drawn_digits=[3], inpaint_masks=[[0, 14, 0, 28]])
 
 
@@ -198,7 +198,8 @@ def test_cfg_scale_is_read_only_by_the_guided_experiments():
     from difflab.settings import config_keys
 
     guided = {name for name in EXPERIMENTS if "part_a.cfg_scale" in config_keys(f"part_a.{name}").values()}
-    assert guided == {"sampling", "cfg", "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids", "illusions"}
+    assert guided == {"sampling", "cfg", "spacing", "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids",
+                      "illusions"}
 
 
 def test_every_variable_of_the_section_is_a_fact(lab, mnist_hashes):

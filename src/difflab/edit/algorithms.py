@@ -4,7 +4,7 @@ Nothing here knows which model runs underneath: the MNIST class UNet and DeepFlo
 The DDPM equations come from `difflab.schedule`; this module only chains them.
 
 Timesteps are descending lists such as [990, 960, ..., 30, 0, -1] (DeepFloyd) or [290, 280, ..., 0, -1]
-(MNIST, stride 10). Index i of the list is what the spec calls i_start; one reverse step goes from
+(MNIST, stride 10), or with trailing spacing [299, 289, ..., 9, -1] for chains that start from pure noise. Index i of the list is what the spec calls i_start; one reverse step goes from
 t = timesteps[i] to t' = timesteps[i + 1]. The trailing -1 stands for the clean image (abar = 1): the last
 step lands on the one-step estimate x0_hat at t = 0 without noise, as DDPM's final step does.
 
@@ -29,6 +29,7 @@ from difflab.schedule import (
     forward_noise,
     predict_x0,
     strided_timesteps,
+    trailing_timesteps,
 )
 
 
@@ -39,15 +40,29 @@ def schedule_of(denoiser: Denoiser) -> NoiseSchedule:
     return NoiseSchedule(denoiser.alphas_cumprod)
 
 
-def denoising_timesteps(num_timesteps: int, stride: int, start: int | None = None) -> list[int]:
+SPACINGS = ("leading", "trailing")
+
+
+def denoising_timesteps(num_timesteps: int, stride: int, start: int | None = None, spacing: str = "leading") -> list[int]:
     """Descending timesteps for strided denoising, followed by -1 (the clean image).
 
-    start=None: `strided_timesteps(T, stride)` (spec A.1.4: T = 1000, stride 30 -> 990, 960, ..., 0).
+    start=None, spacing="leading": `strided_timesteps(T, stride)` (spec A.1.4: T = 1000, stride 30 -> 990, 960, ..., 0;
+    T = 300, stride 30 -> 270, ..., 0).
+    start=None, spacing="trailing": as many timesteps N as the leading list has (so the same number of model calls),
+    placed by `trailing_timesteps(T, N)`: t_i = round(T - i T / N) - 1, starting at T - 1 (T = 300, stride 30 ->
+    299, 269, ..., 29). Use it for chains that start from pure noise, which the model saw only at t = T - 1.
     start=t: t, t - stride, ... down to the last value >= 0 (the benchmark starts exactly at each noise level).
+    Raises ValueError for a stride < 1, a start outside 0..T-1, an unknown spacing, or start with "trailing".
     """
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown timestep spacing {spacing!r}; expected one of {SPACINGS}")
     if start is None:
         steps = strided_timesteps(num_timesteps, stride)
+        if spacing == "trailing":
+            steps = trailing_timesteps(num_timesteps, len(steps))
     else:
+        if spacing != "leading":
+            raise ValueError("a start timestep fixes the first step; trailing spacing applies only from t = T - 1")
         if not 0 <= start < num_timesteps:
             raise ValueError(f"start timestep {start} is outside 0..{num_timesteps - 1}")
         if stride < 1:

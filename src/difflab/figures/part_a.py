@@ -109,6 +109,28 @@ def cfg(r, facts, out: Path) -> None:
     save_grid(out / "cfg.png", r["images"], nrow=1, titles=[quoted(f"a {int(d)}") for d in r["digits"]])
 
 
+def spacing(r, facts, out: Path) -> None:
+    """FID against model calls for each spacing and guidance scale, and the table of every entry."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, (metric, label) in zip(axes, (("fid", f"FID (n = {facts['n']})"), ("class_accuracy", "class accuracy"))):
+        for gamma in sorted(set(r["guidance"].tolist())):
+            for name, style in (("leading", "o-"), ("trailing", "s--")):
+                rows = (r["guidance"] == gamma) & (r["spacing"] == name)
+                ax.plot(r["steps"][rows], r[metric][rows], style, label=f"{name}, γ = {gamma:g}")
+        ax.set_xlabel("model calls (steps)")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, out / "spacing.png")
+    lines = ["| γ | steps | spacing | class accuracy | FID |", "|---:|---:|:---|---:|---:|"]
+    for gamma, steps, name, acc, fid in zip(r["guidance"], r["steps"], r["spacing"], r["class_accuracy"], r["fid"]):
+        lines.append(f"| {gamma:g} | {int(steps)} | {name} | {100 * acc:.1f}% | {fid:.1f} |")
+    write_text(out / "spacing.md", "\n".join(lines) + "\n")
+
+
 def _sdedit_grid(r, path: Path, last_title: str) -> None:
     I, K = len(r["i_starts"]), len(r["originals"])
     names = [str(n) for n in r["names"]]
@@ -189,7 +211,7 @@ def illusions(r, facts, out: Path) -> None:
 
 FIGURES: dict[str, Callable] = {
     "sampling": sampling, "forward": forward, "blur": blur, "one_step": one_step, "iterative": iterative,
-    "benchmark": benchmark, "samples": samples, "cfg": cfg, "sdedit": sdedit, "sdedit_inputs": sdedit_inputs,
+    "benchmark": benchmark, "samples": samples, "cfg": cfg, "spacing": spacing, "sdedit": sdedit, "sdedit_inputs": sdedit_inputs,
     "inpaint": inpaint, "img2img": img2img, "anagrams": anagrams, "hybrids": hybrids, "illusions": illusions,
 }
 

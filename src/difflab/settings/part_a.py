@@ -4,7 +4,9 @@ Job `part_a.<experiment>` reads exactly the fields of its class: config keys `pa
 top-level `seed` and `device`. Every job reads `backend` (which Denoiser to load) and `batch_size` (images
 per model forward pass). Only the experiments that guide with classifier-free guidance hold `cfg_scale`, so a
 change of it reruns those and nothing else. Values arrive as JSON types: lists stay lists, pairs are
-two-item lists, masks are [row0, row1, col0, col1] lists or file paths.
+two-item lists, masks are [row0, row1, col0, col1] lists or file paths. The chains from pure noise (sampling,
+samples, cfg, anagrams, hybrids, illusions) read `timestep_spacing`; SDEdit, inpainting and the denoisers start
+from a noised image on the spec's strided list and do not.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Sampling(_Job):
     sample_step_counts: list
     num_samples: int
     cfg_scale: float
+    timestep_spacing: str
 
 
 @job("part_a.forward", "part_a")
@@ -73,12 +76,24 @@ class Benchmark(_Job):
 class Samples(_Job):
     num_samples: int
     stride: int
+    timestep_spacing: str
 
 
 @job("part_a.cfg", "part_a")
 class Cfg(_Job):
     num_samples: int
     stride: int
+    cfg_scale: float
+    timestep_spacing: str
+
+
+@job("part_a.spacing", "part_a")
+class Spacing(_Job):
+    """Leading against trailing timesteps for chains from pure noise: class accuracy and FID of samples."""
+
+    sample_step_counts: list
+    spacing_num_images: int
+    timestep_spacing: str
     cfg_scale: float
 
 
@@ -125,6 +140,7 @@ class Anagrams(_Job):
     num_samples: int
     stride: int
     cfg_scale: float
+    timestep_spacing: str
 
 
 @job("part_a.hybrids", "part_a")
@@ -136,6 +152,7 @@ class Hybrids(_Job):
     num_samples: int
     stride: int
     cfg_scale: float
+    timestep_spacing: str
 
 
 @job("part_a.illusions", "part_a")
@@ -149,3 +166,5 @@ class Illusions(_Job):
     illusion_num_seeds: int
     stride: int
     cfg_scale: float
+
+    timestep_spacing: str

@@ -11,7 +11,7 @@ condition where no guidance is used (1.3-1.5); 1.6 guides each sample towards a 
 
 from __future__ import annotations
 
-from difflab.experiments.part_a import denoising, editing, illusions, sampling
+from difflab.experiments.part_a import denoising, editing, illusions, sampling, spacing
 
 EXPERIMENTS = {
     "sampling": sampling.sampling,  # 0
@@ -22,6 +22,7 @@ EXPERIMENTS = {
     "benchmark": denoising.benchmark,  # MSE / PSNR / SSIM of the three denoisers
     "samples": sampling.samples,  # 1.5
     "cfg": sampling.cfg,  # 1.6
+    "spacing": spacing.spacing,  # leading vs trailing timesteps for chains from pure noise
     "sdedit": editing.sdedit,  # 1.7
     "sdedit_inputs": editing.sdedit_inputs,  # 1.7.1
     "inpaint": editing.inpaint,  # 1.7.2

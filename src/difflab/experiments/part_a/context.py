@@ -52,9 +52,11 @@ class Context:
         These keys are the ones the pipeline has always used, so the same config draws the same numbers."""
         return make_generator(self.seed, "part_a", self.experiment, *keys, device=self.den.device)
 
-    def timesteps(self, stride: int) -> list[int]:
-        """The strided timesteps T-1, T-1-stride, ..., 0 (config key part_a.stride)."""
-        return A.denoising_timesteps(self.T, stride)
+    def timesteps(self, stride: int, spacing: str = "leading") -> list[int]:
+        """The strided timesteps of A.1.4, then -1 (the clean image): stride = config key part_a.stride; spacing
+        (config key part_a.timestep_spacing, for chains from pure noise only) "leading" = the spec's multiples of the
+        stride (290, ..., 0 for T = 300), "trailing" = as many steps from T - 1 (299, ..., 9). A.denoising_timesteps."""
+        return A.denoising_timesteps(self.T, stride, spacing=spacing)
 
     def levels(self, forward_fractions: list) -> list[int]:
         """Noise levels t = round(fraction * T), at most T - 1 (config key part_a.forward_fractions)."""

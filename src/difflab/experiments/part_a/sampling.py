@@ -33,7 +33,7 @@ def sampling(ctx: Context, s) -> SamplingResult:
     x_T = A.pure_noise(ctx.den, len(prompts) * S, ctx.generator("noise"))
     rows, used = [], []
     for n in s.sample_step_counts:
-        ts = A.denoising_timesteps(ctx.T, A.stride_for_steps(ctx.T, n))
+        ts = ctx.timesteps(A.stride_for_steps(ctx.T, n), s.timestep_spacing)
         used.append(len(ts) - 1)
         rows.append(A.iterative_denoise(ctx.den, x_T, 0, ts, cond, ctx.generator("steps", n), s.cfg_scale,
                                         desc=f"sampling, {n} steps"))
@@ -43,6 +43,7 @@ def sampling(ctx: Context, s) -> SamplingResult:
     hits = (pred == intended.to(pred.device)).float().reshape(len(used), len(prompts) * S).mean(dim=1).tolist()
     metrics = [ctx.row(f"steps={u}", "classifier_agreement", r, len(prompts) * S) for u, r in zip(used, hits)]
     facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "cfg_scale": f"{s.cfg_scale:g}", "prompts": quoted(prompts),
+             "spacing": s.timestep_spacing,
              "steps": " and ".join(map(str, used)), "num_samples": S,
              "agreement": ", ".join(f"{100 * r:.0f}% ({u} steps)" for u, r in zip(used, hits))}
     return SamplingResult(metrics, facts, ctx.clamp(images), list(prompts), used, hits)
@@ -62,11 +63,11 @@ def samples(ctx: Context, s) -> SamplesResult:
     Random draws: ctx.generator(): x_T, then one z per step."""
     S = s.num_samples
     g = ctx.generator()
-    x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.timesteps(s.stride), ctx.den.null_condition(S),
+    x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.timesteps(s.stride, s.timestep_spacing), ctx.den.null_condition(S),
                             g, desc="samples")
     pred, conf = classify(ctx.classifier(), x)
     metrics = [ctx.row("", "classifier_confidence_mean", float(conf.mean()), S)]
-    facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "stride": s.stride, "num_samples": S, "read_as": listed(pred.tolist()),
+    facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "stride": s.stride, "num_samples": S, "spacing": s.timestep_spacing, "read_as": listed(pred.tolist()),
              "confidence": f"{float(conf.mean()):.2f}"}
     return SamplesResult(metrics, facts, ctx.clamp(x), pred, conf)
 
@@ -86,7 +87,7 @@ def cfg(ctx: Context, s) -> CfgResult:
     g = ctx.generator()
     digits = torch.randint(0, 10, (S,), generator=g, device=ctx.den.device)
     cond = ctx.digit_conditions(digits.tolist())
-    x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.timesteps(s.stride), cond, g, s.cfg_scale,
+    x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.timesteps(s.stride, s.timestep_spacing), cond, g, s.cfg_scale,
                             desc="CFG samples")
     pred, _ = classify(ctx.classifier(), x)
     rate = float((pred == digits.to(pred.device)).float().mean())
