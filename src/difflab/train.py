@@ -98,6 +98,20 @@ def initial_checkpoint(kind: str, settings: dict, seed: int) -> dict:
     return ckpt
 
 
+def optimizer_step(loss: Tensor, optimizer: torch.optim.Optimizer, what: str, epoch: int, step: int, steps: int,
+                   lr_key: str) -> float:
+    """One gradient step on a scalar loss; returns its value. Every training loop (the UNets, the classifier) steps
+    through here, so a NaN or infinite loss stops training with one line naming the epoch, the step and the config
+    key of the learning rate to lower (raises DifflabError) instead of training on garbage."""
+    value = loss.item()
+    if not math.isfinite(value):
+        raise DifflabError(f"{what} diverged: loss is {value} at epoch {epoch}, step {step + 1}/{steps}; lower {lr_key}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return value
+
+
 def train_one_epoch(ckpt: dict, images: Tensor, labels: Tensor, device: torch.device, show_progress: bool = True) -> dict:
     """Train the checkpointed model for one more epoch and return the next checkpoint."""
     kind, settings, seed = ckpt["kind"], ckpt["settings"], ckpt["seed"]
@@ -129,12 +143,8 @@ def train_one_epoch(ckpt: dict, images: Tensor, labels: Tensor, device: torch.de
             loss = ddpm_loss(model, x0, schedule, generator)
         else:
             loss = ddpm_loss(model, x0, schedule, generator, labels[idx], ckpt["p_uncond"])
-        value = loss.item()
-        if not math.isfinite(value):
-            raise DifflabError(f"{kind} training diverged: loss is {value} at epoch {epoch}, step {step + 1}/{steps}; lower part_b.{'denoiser' if kind == 'denoiser' else 'ddpm'}.lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        value = optimizer_step(loss, optimizer, f"{kind} training", epoch, step, steps,
+                               f"part_b.{'denoiser' if kind == 'denoiser' else 'ddpm'}.lr")
         losses.append(value)
         seen = (step + 1) * batch_size
         bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)

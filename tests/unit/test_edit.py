@@ -326,11 +326,11 @@ def test_sdedit_i_start_is_an_index_of_a_timestep_t_ge_0():
     x0 = images()
     ts = A.denoising_timesteps(40, 5)
     assert ts[-2] == 0 and ts[-1] == -1
-    assert not torch.allclose(A.sdedit(den, x0, len(ts) - 3, ts, den.encode("p1"), gen(2), 7.0), x0)
-    A.sdedit(den, x0, len(ts) - 2, ts, den.encode("p1"), gen(2), 7.0)  # from t = 0: one step
+    assert not torch.allclose(A.sdedit(den, x0, len(ts) - 3, ts, den.encode("p1"), gen(2), cfg_scale=7.0), x0)
+    A.sdedit(den, x0, len(ts) - 2, ts, den.encode("p1"), gen(2), cfg_scale=7.0)  # from t = 0: one step
     for bad in (len(ts) - 1, -1):
         with pytest.raises(ValueError, match=rf"0\.\.{len(ts) - 2}"):
-            A.sdedit(den, x0, bad, ts, den.encode("p1"), gen(2), 7.0)
+            A.sdedit(den, x0, bad, ts, den.encode("p1"), gen(2), cfg_scale=7.0)
 
 
 def test_sdedit_is_forward_noise_then_iterative_denoising():
@@ -340,7 +340,7 @@ def test_sdedit_is_forward_noise_then_iterative_denoising():
     g = gen(3)
     x_t = A.forward(den, x0, ts[2], g)
     want = A.iterative_denoise(den, x_t, 2, ts, den.encode("p0"), g, 3.0)
-    torch.testing.assert_close(A.sdedit(den, x0, 2, ts, den.encode("p0"), gen(3), 3.0), want)
+    torch.testing.assert_close(A.sdedit(den, x0, 2, ts, den.encode("p0"), gen(3), cfg_scale=3.0), want)
 
 
 def test_inpainting_keeps_the_unmasked_region_noised_original_at_every_step_and_original_at_the_end():

@@ -182,24 +182,16 @@ def iterative_denoise(
                    generator, callback=callback, desc=desc)
 
 
-def sdedit(
-    denoiser: Denoiser,
-    x0: Tensor,
-    i_start: int,
-    timesteps: list[int],
-    cond: Tensor,
-    generator: torch.Generator,
-    cfg_scale: float | None = None,
-    callback: Callback | None = None,
-    desc: str | None = None,
-) -> Tensor:
-    """SDEdit image-to-image (A.1.7): noise x0 to t = timesteps[i_start] with `forward`, then `iterative_denoise`.
+def sdedit(denoiser: Denoiser, x0: Tensor, i_start: int, timesteps: list[int], cond: Tensor, generator: torch.Generator,
+           **options) -> Tensor:
+    """SDEdit image-to-image (A.1.7): noise x0 to t = timesteps[i_start] with `forward`, then `iterative_denoise`
+    (its keyword options: cfg_scale, callback, desc).
 
     A larger i_start adds less noise, so the result stays closer to x0 (check_i_start gives the allowed indices).
     Random draws: the forward noise, then one z per step.
     """
     x_t = forward(denoiser, x0, timesteps[i_start], generator)
-    return iterative_denoise(denoiser, x_t, i_start, timesteps, cond, generator, cfg_scale, callback, desc)
+    return iterative_denoise(denoiser, x_t, i_start, timesteps, cond, generator, **options)
 
 
 def inpaint(

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from difflab import DifflabError
 from difflab.metrics.extractors import CLASSIFIER_FEATURES_PER_WIDTH
+from difflab.train import optimizer_step
 from difflab.runtime import make_generator
 
 
@@ -96,12 +97,7 @@ def train_classifier(
         for step in bar:
             idx = order[step * batch_size: (step + 1) * batch_size]
             loss = F.cross_entropy(model(images[idx]), labels[idx])
-            value = loss.item()
-            if not math.isfinite(value):
-                raise DifflabError(f"classifier training diverged: loss is {value} at epoch {epoch}, step {step + 1}/{steps}; lower part_b.classifier.lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            value = optimizer_step(loss, optimizer, "classifier training", epoch, step, steps, "part_b.classifier.lr")
             scheduler.step()
             total += value * idx.numel()
             seen = min((step + 1) * batch_size, images.shape[0])

@@ -61,19 +61,10 @@ class TrainTime:
 
 
 @job("models.train_class", "part_b.ddpm")
-class TrainClass:
-    seed: int
-    device: str
-    num_timesteps: int
-    beta_start: float
-    beta_end: float
-    hidden: int
-    batch_size: int
-    epochs: int
-    lr: float
-    lr_decay_total: float
+class TrainClass(TrainTime):
+    """The time model's keys plus the probability of dropping the class condition (CFG training)."""
+
     p_uncond: float
-    train_subset: int = other("data.train_subset")
 
 
 @job("models.classifier", "part_b.classifier")

@@ -35,7 +35,7 @@ def sdedit_series(ctx: Context, s, x0: Tensor, cond: Tensor, tag: str) -> tuple[
     Returns the outputs, one (N, ...) batch per i_start, and their timesteps t = timesteps[i_start].
     Random draws: ctx.generator(tag, i_start) per i_start: the forward eps, then one z per step."""
     ts = ctx.timesteps(s.stride)
-    outs = [A.sdedit(ctx.den, x0, i, ts, cond, ctx.generator(tag, i), s.cfg_scale, desc=f"{tag} i_start={i}")
+    outs = [A.sdedit(ctx.den, x0, i, ts, cond, ctx.generator(tag, i), cfg_scale=s.cfg_scale, desc=f"{tag} i_start={i}")
             for i in s.sdedit_i_starts]
     return outs, [ts[i] for i in s.sdedit_i_starts]
 
