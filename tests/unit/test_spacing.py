@@ -133,18 +133,18 @@ def test_measurement_rows_are_tidy_and_start_each_spacing_where_it_should():
     den = RecordingDenoiser(T=40)
     rows = measure(den, [4])
     assert [(r["parameter"], r["metric"]) for r in rows] == [
-        ("spacing=leading,steps=4", "class_accuracy"), ("spacing=leading,steps=4", "fid"),
-        ("spacing=trailing,steps=4", "class_accuracy"), ("spacing=trailing,steps=4", "fid")]
+        (f"spacing={spacing},steps=4", metric) for spacing in ("leading", "trailing")
+        for metric in ("class_accuracy", "fid", "kid", "kid_std")]
     assert {(r["experiment"], r["model"], r["epoch"], r["n"], r["extractor"]) for r in rows} == {
         ("part_a_spacing", "class", 1, 16, "mnist-classifier(width=4)")}
-    assert all(math.isfinite(r["value"]) for r in rows) and all(0 <= r["value"] <= 1 for r in rows[::2])
+    assert all(math.isfinite(r["value"]) for r in rows) and all(0 <= r["value"] <= 1 for r in rows[::4])
     assert den.calls == [30, 20, 10, 0, 39, 29, 19, 9]  # stride 10: leading from 30, trailing from T - 1 = 39
     assert measure(RecordingDenoiser(T=40), [4]) == rows  # the seed fixes everything
 
 
 def test_both_spacings_share_digits_initial_noise_and_step_noise():
     rows = measure(RecordingDenoiser(T=12), [12])  # stride 1: both lists are 11, 10, ..., 0
-    assert [r["value"] for r in rows[:2]] == [r["value"] for r in rows[2:]]
+    assert [r["value"] for r in rows[:4]] == [r["value"] for r in rows[4:]]
     other = measure(RecordingDenoiser(T=12), [12], seed=1)
     assert [r["value"] for r in other] != [r["value"] for r in rows]
 

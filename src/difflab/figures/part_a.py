@@ -125,9 +125,10 @@ def spacing(r, facts, out: Path) -> None:
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, out / "spacing.png")
-    lines = ["| γ | steps | spacing | class accuracy | FID |", "|---:|---:|:---|---:|---:|"]
-    for gamma, steps, name, acc, fid in zip(r["guidance"], r["steps"], r["spacing"], r["class_accuracy"], r["fid"]):
-        lines.append(f"| {gamma:g} | {int(steps)} | {name} | {100 * acc:.1f}% | {fid:.1f} |")
+    lines = ["| γ | steps | spacing | class accuracy | FID | KID ± std |", "|---:|---:|:---|---:|---:|---:|"]
+    for gamma, steps, name, acc, fid, kid, std in zip(r["guidance"], r["steps"], r["spacing"], r["class_accuracy"], r["fid"],
+                                                     r["kid"], r["kid_std"]):
+        lines.append(f"| {gamma:g} | {int(steps)} | {name} | {100 * acc:.1f}% | {fid:.1f} | {kid:.3g} ± {std:.2g} |")
     write_text(out / "spacing.md", "\n".join(lines) + "\n")
 
 

@@ -40,3 +40,10 @@ def fid_bias_dominates(n: int, feature_dim: int) -> bool:
     return n <= feature_dim
 
 
+def fid_bias_note(n: int, extractor: str) -> str:
+    """The caption sentence for FID on n images per set with `extractor`'s features: empty unless n <= d."""
+    d = extractor_feature_dim(extractor)
+    if not fid_bias_dominates(n, d):
+        return ""
+    return (f"With n = {n} ≤ {d} features the FID is dominated by its bias (its covariances cannot have full rank), "
+            "so compare KID, whose estimate does not depend on n.")

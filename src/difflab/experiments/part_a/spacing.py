@@ -18,10 +18,12 @@ from torch import Tensor
 from difflab import DifflabError
 from difflab.edit import algorithms as A
 from difflab.experiments.part_a.context import Context, Result
+from difflab.metrics.extractors import extractor_feature_dim, fid_bias_note
+from difflab.metrics.scores import warn_if_fid_biased
 from difflab.runtime import make_generator
 
 EXPERIMENT = "part_a_spacing"
-METRICS = ("class_accuracy", "fid")
+METRICS = ("class_accuracy", "fid", "kid", "kid_std")
 
 
 def spacing_parameter(spacing: str, steps: int) -> str:
@@ -64,12 +66,13 @@ def measure_spacing(
     Metrics (rows in the tidy schema of difflab.metrics.tables):
         class_accuracy = (1/n) sum_k [argmax_c classifier(x_k)_c = d_k]
         fid = Frechet distance of classifier penultimate features, real_images[:n] vs samples (`fid.fid_score`)
+        kid, kid_std = Kernel Inception Distance on the same features and its spread over subsets (`fid.kid_score`)
     with extractor `classifier_extractor_name(classifier.width)`, model "class", epoch `denoiser.epoch` (or None).
     Raises DifflabError for num_samples < 2, too few or misshapen real images, an empty or unknown spacing list,
     or step counts outside 1..T.
     """
     from difflab.metrics.classifier import accuracy, check_images
-    from difflab.metrics.fid import ClassifierFeatures, classifier_extractor_name, fid_score
+    from difflab.metrics.fid import ClassifierFeatures, classifier_extractor_name, fid_score, kid_score
 
     T = int(denoiser.alphas_cumprod.shape[0])
     if num_samples < 2:
@@ -102,6 +105,8 @@ def measure_spacing(
                     "parameter": spacing_parameter(spacing, len(ts) - 1), "n": num_samples, "extractor": extractor}
             rows.append({**base, "metric": "class_accuracy", "value": accuracy(classifier, x, digits.cpu())})
             rows.append({**base, "metric": "fid", "value": fid_score(real, x, features)})
+            kid, kid_std = kid_score(real, x, features)
+            rows += [{**base, "metric": "kid", "value": kid}, {**base, "metric": "kid_std", "value": kid_std}]
     return rows
 
 
@@ -109,13 +114,16 @@ def measure_spacing(
 class SpacingResult(Result):
     """One entry per (guidance scale, step count, spacing), in that nesting order: guidance: (R,) gamma (0 = the
     unguided estimate eps_u); steps: (R,) model calls; spacing: (R,) "leading" | "trailing"; class_accuracy, fid:
-    (R,) on n samples each (the same digits and x_T for every entry; the same z for equal steps)."""
+    (R,) on n samples each, kid and kid_std (R,) beside fid on the same features (the same digits and x_T for every
+    entry; the same z for equal steps)."""
 
     guidance: np.ndarray
     steps: np.ndarray
     spacing: np.ndarray
     class_accuracy: np.ndarray
     fid: np.ndarray
+    kid: np.ndarray
+    kid_std: np.ndarray
 
 
 def better_spacing(fid: np.ndarray, spacing: np.ndarray, chosen: np.ndarray) -> str:
@@ -135,16 +143,19 @@ def spacing(ctx: Context, s) -> SpacingResult:
                                    list(A.SPACINGS), gamma, ctx.seed):
             rows.append({**row, "parameter": f"{row['parameter']},guidance={gamma:g}"})
     fid_rows = [r for r in rows if r["metric"] == "fid"]
+    warn_if_fid_biased(s.spacing_num_images, extractor_feature_dim(fid_rows[0]["extractor"]))
     parsed = [dict(part.split("=") for part in r["parameter"].split(",")) for r in fid_rows]
     guidance = np.asarray([float(p["guidance"]) for p in parsed])
     steps = np.asarray([int(p["steps"]) for p in parsed])
     spacings = np.asarray([p["spacing"] for p in parsed])
     fid = np.asarray([r["value"] for r in fid_rows])
-    accuracy = np.asarray([r["value"] for r in rows if r["metric"] == "class_accuracy"])
+    accuracy, kid, kid_std = (np.asarray([r["value"] for r in rows if r["metric"] == metric])
+                              for metric in ("class_accuracy", "kid", "kid_std"))
     guided = guidance == float(s.cfg_scale)
     facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "n": s.spacing_num_images, "cfg_scale": f"{s.cfg_scale:g}",
              "steps": ", ".join(str(n) for n in sorted(set(steps.tolist()))), "default": s.timestep_spacing,
              "better_guided": better_spacing(fid, spacings, guided), "better_unguided": better_spacing(fid, spacings, ~guided),
              "leading_start": A.denoising_timesteps(ctx.T, A.stride_for_steps(ctx.T, int(steps.min())))[0],
-             "trailing_start": A.denoising_timesteps(ctx.T, A.stride_for_steps(ctx.T, int(steps.min())), spacing="trailing")[0]}
-    return SpacingResult(rows, facts, guidance, steps, spacings, accuracy, fid)
+             "trailing_start": A.denoising_timesteps(ctx.T, A.stride_for_steps(ctx.T, int(steps.min())), spacing="trailing")[0],
+             "fid_bias_note": fid_bias_note(s.spacing_num_images, fid_rows[0]["extractor"])}
+    return SpacingResult(rows, facts, guidance, steps, spacings, accuracy, fid, kid, kid_std)

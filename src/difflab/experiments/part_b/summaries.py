@@ -15,6 +15,7 @@ import numpy as np
 
 from difflab import DifflabError
 from difflab.experiments.part_b import g, percent
+from difflab.metrics.extractors import fid_bias_note
 
 MODEL_NAMES = {
     "unconditional": "single-step denoiser (B.1)",
@@ -58,17 +59,6 @@ def fid_matrix(df, keys: list[str]):
     n = fid.groupby(keys)["n"].max().reindex(table.index).to_numpy(dtype=float)
     accuracy = df[df["metric"] == "class_accuracy"].groupby(keys)["value"].first().reindex(table.index).to_numpy(dtype=float)
     return groups, np.asarray(extractors), scores, n, accuracy
-
-
-def fid_bias_note(n: int, extractor: str) -> str:
-    """The caption sentence for FID on n images per set with `extractor`'s features: empty unless n <= d."""
-    from difflab.metrics.extractors import extractor_feature_dim, fid_bias_dominates
-
-    d = extractor_feature_dim(extractor)
-    if not fid_bias_dominates(n, d):
-        return ""
-    return (f"With n = {n} ≤ {d} features the FID is dominated by its bias (its covariances cannot have full rank), "
-            "so compare KID, whose estimate does not depend on n.")
 
 
 @dataclass(frozen=True)
