@@ -110,7 +110,9 @@ def test_metrics_are_tidy_and_complete(smoke_run):
     metrics = pd.concat(frames)
     fid = metrics[metrics.metric == "fid"]
     assert set(fid.experiment) >= {"ddpm_time", "ddpm_class", "cfg_sweep", "fid_floor"}
-    assert (fid.value >= 0).all() and (fid.n == 64).all()
+    assert (fid.value >= 0).all()
+    assert (fid[fid.experiment != "part_a_spacing"].n == 64).all() and (fid[fid.experiment == "part_a_spacing"].n == 16).all()
+    assert set(metrics[metrics.metric == "kid"].experiment) == set(fid.experiment)  # KID beside every FID
     assert "test_accuracy" in set(metrics.metric)
 
 

@@ -1,13 +1,12 @@
 """Input images for the MNIST backend: 1 x 28 x 28 float tensors in [0, 1], a white digit on black like MNIST.
 
-- `mnist_test_images`: MNIST test images by index, from the verified cache (difflab.data);
 - `stroke_digit`: the "hand-drawn" inputs of A.1.7.1, digits drawn as pen strokes (polylines with round caps,
   drawn 8x larger and downsampled, so anti-aliased), with an optional seeded wobble of the pen;
 - `font_digit`: the "web" input, a digit set in DejaVu Sans, the TrueType font shipped with matplotlib;
 - `load_user_image` / `load_user_images`: PNG, JPEG, GIF, BMP, WebP or TIFF files a user drops into data/images/
   (transparent ones included: alpha is the ink when the colour alone shows no digit).
 
-Everything that is not an MNIST image goes through `center_like_mnist`, MNIST's own preprocessing: the digit's
+MNIST itself comes from the one loader, `difflab.data.mnist_tensors`. Everything that is not an MNIST image goes through `center_like_mnist`, MNIST's own preprocessing: the digit's
 bounding box is scaled to fit a 20 x 20 box (aspect kept, anti-aliased) and placed in the 28 x 28 frame with its
 centre of mass at the centre.
 """
@@ -35,31 +34,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".ti
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 40-megapixel image decodes to >= 40 MB; anything larger is refused unread
 MIN_SIDE = 8
-
-
-# --- MNIST test images --------------------------------------------------------------------------------------
-
-
-def mnist_split(npz: str | os.PathLike, split: str, expected: dict[str, str] | None = None) -> tuple[Tensor, Tensor]:
-    """(images N x 1 x 28 x 28 in [0, 1], labels N) of one split of the verified MNIST cache.
-
-    `expected` replaces the official arrays' SHA-256 (difflab.data.array_hashes of another file, e.g. in tests).
-    """
-    from difflab import data  # written by the data job; imported only when MNIST is needed
-
-    if expected is None:
-        return data.mnist_tensors(npz, split)
-    return data.mnist_tensors(npz, split, expected=expected)
-
-
-def mnist_test_images(npz: str | os.PathLike, indices: list[int], expected: dict[str, str] | None = None) -> tuple[Tensor, Tensor]:
-    """The MNIST test images (and labels) at `indices`; an index out of range is an error naming it."""
-    images, labels = mnist_split(npz, "test", expected)
-    bad = [i for i in indices if not 0 <= i < len(images)]
-    if bad:
-        raise DifflabError(f"MNIST test index {bad[0]} is out of range; {npz} has {len(images)} test images (0..{len(images) - 1})")
-    index = torch.as_tensor(list(indices), dtype=torch.long)
-    return images[index], labels[index]
 
 
 # --- MNIST-like centring ------------------------------------------------------------------------------------

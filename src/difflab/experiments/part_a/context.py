@@ -20,7 +20,6 @@ from torch import Tensor
 
 from difflab import DifflabError
 from difflab.edit import algorithms as A
-from difflab.edit import inputs
 from difflab.runtime import make_generator
 
 FACT_NAME = re.compile(r"[a-z0-9_]+")
@@ -78,14 +77,22 @@ class Context:
         return torch.cat([self.den.encode(f"a {int(d)}") for d in digits])
 
     def test_images(self, indices: list[int]) -> tuple[Tensor, Tensor]:
-        """MNIST test images (K, 1, 28, 28) in [0, 1] and labels (K,) at `indices` (config key part_a.test_images)."""
-        x, y = inputs.mnist_test_images(self.data, indices)
-        return x.to(self.den.device), y.to(self.den.device)
+        """MNIST test images (K, 1, 28, 28) in [0, 1] and labels (K,) at `indices` (config key part_a.test_images);
+        an index out of range is a DifflabError naming it."""
+        images, labels = self.split("test")
+        bad = [i for i in indices if not 0 <= i < len(images)]
+        if bad:
+            raise DifflabError(f"config key 'part_a.test_images': MNIST test index {bad[0]} is out of range; "
+                               f"{self.data} has {len(images)} test images (0..{len(images) - 1})")
+        index = torch.as_tensor(list(indices), dtype=torch.long, device=images.device)
+        return images[index], labels[index]
 
     def split(self, split: str) -> tuple[Tensor, Tensor]:
-        """All images (N, 1, 28, 28) in [0, 1] and labels (N,) of one MNIST split ('train' | 'test')."""
-        x, y = inputs.mnist_split(self.data, split)
-        return x.to(self.den.device), y.to(self.den.device)
+        """All images (N, 1, 28, 28) in [0, 1] and labels (N,) of one MNIST split ('train' | 'test'), on the backend's
+        device, from the one MNIST loader (difflab.data.mnist_tensors, hash-verified)."""
+        from difflab.data import mnist_tensors
+
+        return mnist_tensors(self.data, split, device=self.den.device)
 
     def classifier(self):
         """The Part B MNIST classifier (eval mode, on the backend's device), loaded once."""

@@ -44,13 +44,6 @@ def ddpm_schedule(ckpt: dict, path: str):
         raise DifflabError(f"{path}: DDPM checkpoint lacks {exc.args[0]!r}") from None
 
 
-def mnist_test_images(path: str, device) -> Tensor:
-    """MNIST test images (N, 1, 28, 28) float32 in [0, 1], in file order, on `device`."""
-    from difflab.data import mnist_tensors
-
-    return mnist_tensors(path, "test", device=device)[0]
-
-
 @torch.no_grad()
 def apply_batched(fn, x: Tensor, batch_size: int) -> Tensor:
     """fn over x in chunks of `batch_size` along the first dimension (smaller chunks after an out-of-memory)."""

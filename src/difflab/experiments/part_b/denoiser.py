@@ -14,9 +14,10 @@ import torch
 from tqdm import tqdm
 
 from difflab import DifflabError
+from difflab.data import mnist_tensors
 from difflab.experiments.part_b import g, number_list
 from difflab.experiments.part_b.checkpoints import (apply_batched, as_array, as_images, ddpm_schedule, load_unets,
-                                                    loss_curve, mnist_test_images)
+                                                    loss_curve)
 
 NOISING_IMAGES = 4  # test digits in the noising figure
 GRID_IMAGES = 8  # test digits in each denoising grid
@@ -77,7 +78,7 @@ def denoiser(settings, device: torch.device, data: str, checkpoints: list[str]) 
     if "sigma" not in last:
         raise DifflabError(f"{last_path}: denoiser checkpoint lacks 'sigma' (its training noise level)")
     sigma = float(last["sigma"])
-    x_test = mnist_test_images(data, device)
+    x_test = mnist_tensors(data, "test", device=device)[0]
     n_eval = min(int(settings.ood_num_images), x_test.shape[0])
 
     # 2. noising figure: the same eps scaled by each sigma, z = x + sigma eps (eq. B.2)
@@ -168,7 +169,7 @@ def ood(settings, device: torch.device, data: str, denoiser: str, time_model: st
     (_, unet, dck), = load_unets([denoiser], device, ("unconditional",))
     (_, time_net, tck), = load_unets([time_model], device, ("time",))
     schedule = ddpm_schedule(tck, time_model).to(device)
-    x_test = mnist_test_images(data, device)
+    x_test = mnist_tensors(data, "test", device=device)[0]
     total = x_test.shape[0]
     if holdout >= total:
         raise DifflabError(f"config key 'part_b.denoiser.blur_holdout' is {holdout}; {data} has only {total} test images and some must remain for evaluation")
