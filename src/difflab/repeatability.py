@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 import yaml
 
+from difflab.checkpoint import Checkpoint
 from difflab.io import write_json
 from difflab.models import build_model
 from difflab.runtime import device_name, enable_determinism, make_generator, resolve_device
-from difflab.schedule import NoiseSchedule
 
 
 def difference(a: torch.Tensor, b: torch.Tensor) -> dict:
@@ -41,10 +41,10 @@ def state_difference(first: dict, second: dict) -> dict:
     return difference(flat(first), flat(second))
 
 
-def class_model(ckpt: dict) -> torch.nn.Module:
-    """The class-conditioned UNet of a checkpoint dict, in eval mode on the CPU."""
-    model = build_model("class", ckpt["hidden"])
-    model.load_state_dict(ckpt["model"])
+def class_model(ckpt: Checkpoint) -> torch.nn.Module:
+    """The class-conditioned UNet of a checkpoint, in eval mode on the CPU."""
+    model = build_model("class", ckpt.hidden)
+    model.load_state_dict(ckpt.model)
     return model.eval()
 
 
@@ -56,7 +56,7 @@ def set_kernel_mode(deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def train_twice(settings: dict, images, labels, device, deterministic: bool) -> tuple[dict, dict]:
+def train_twice(settings: dict, images, labels, device, deterministic: bool) -> tuple[Checkpoint, dict]:
     """One real training epoch of the class-conditioned DDPM, twice from the same initial checkpoint."""
     from difflab.train import initial_checkpoint, train_one_epoch
 
@@ -66,24 +66,24 @@ def train_twice(settings: dict, images, labels, device, deterministic: bool) -> 
     second = train_one_epoch(start, images, labels, device, show_progress=False)
     row = {
         "quantity": f"class DDPM weights after 1 epoch ({'deterministic' if deterministic else 'non-deterministic'} kernels)",
-        **state_difference(first["model"], second["model"]),
-        "losses": difference(torch.tensor(first["losses"]), torch.tensor(second["losses"])),
-        "epoch_seconds": [first["epoch_seconds"][-1], second["epoch_seconds"][-1]],
-        "images_per_second": first["images_per_second"],
+        **state_difference(first.model, second.model),
+        "losses": difference(torch.tensor(first.losses), torch.tensor(second.losses)),
+        "epoch_seconds": [first.epoch_seconds[-1], second.epoch_seconds[-1]],
+        "images_per_second": first.images_per_second,
     }
     return first, row
 
 
-def sample_twice(ckpt: dict, n: int, guidance_scale: float, batch_size: int, device) -> dict:
+def sample_twice(ckpt: Checkpoint, n: int, guidance_scale: float, batch_size: int, device) -> dict:
     """Algorithm B.4 sampling of n images, twice with the same generator seed."""
     from difflab.sampling import ddpm_sample
 
     model = class_model(ckpt).to(device)
-    schedule = NoiseSchedule.linear(ckpt["beta_start"], ckpt["beta_end"], ckpt["num_timesteps"])
+    schedule = ckpt.schedule()
     labels = torch.arange(n) % 10
     outputs, seconds = [], []
     for _ in range(2):
-        generator = make_generator(ckpt["seed"], "repeatability", "sample", device=device)
+        generator = make_generator(ckpt.seed, "repeatability", "sample", device=device)
         if device.type == "cuda":
             torch.cuda.synchronize()
         began = time.perf_counter()
@@ -93,12 +93,12 @@ def sample_twice(ckpt: dict, n: int, guidance_scale: float, batch_size: int, dev
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - began)
         outputs.append(x)
-    return {"quantity": f"{n} class-conditioned samples (gamma={guidance_scale:g}, {ckpt['num_timesteps']} steps)",
+    return {"quantity": f"{n} class-conditioned samples (gamma={guidance_scale:g}, {ckpt.num_timesteps} steps)",
             **difference(*outputs), "seconds": seconds, "images_per_second": n / min(seconds)}
 
 
 @torch.no_grad()
-def cpu_versus_device(ckpt: dict, device, n: int = 256) -> dict:
+def cpu_versus_device(ckpt: Checkpoint, device, n: int = 256) -> dict:
     """The same forward pass on the CPU and on `device`: the tolerance between machines."""
     model = class_model(ckpt)
     generator = torch.Generator().manual_seed(0)

@@ -14,6 +14,7 @@ uninterrupted one bit for bit on CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -23,6 +24,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from difflab import DifflabError
+from difflab.checkpoint import Checkpoint
 from difflab.models import build_model
 from difflab.runtime import derive_seed, make_generator
 from difflab.schedule import NoiseSchedule, add_gaussian_noise, forward_noise
@@ -70,32 +72,20 @@ def make_optimizer(model: nn.Module, kind: str, settings: dict):
     return optimizer, scheduler
 
 
-def initial_checkpoint(kind: str, settings: dict, seed: int) -> dict:
+def initial_checkpoint(kind: str, settings: dict, seed: int) -> Checkpoint:
     """Epoch 0: freshly initialised weights (seeded) and empty optimizer state."""
     torch.manual_seed(derive_seed(seed, "init", kind))
     model = build_model(ARCHITECTURE_OF[kind], settings["hidden"])
     optimizer, scheduler = make_optimizer(model, kind, settings)
-    ckpt = {
-        "architecture": ARCHITECTURE_OF[kind],
-        "kind": kind,
-        "hidden": settings["hidden"],
-        "epoch": 0,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler else None,
-        "losses": [],
-        "steps_per_epoch": 0,
-        "epoch_seconds": [],
-        "images_per_second": None,
-        "settings": settings,
-        "seed": seed,
-    }
     if kind == "denoiser":
-        ckpt["sigma"] = settings["sigma"]
+        extra = {"sigma": settings["sigma"]}
     else:
-        ckpt.update(num_timesteps=settings["num_timesteps"], beta_start=settings["beta_start"],
-                    beta_end=settings["beta_end"], p_uncond=settings["p_uncond"] if kind == "class" else 0.0)
-    return ckpt
+        extra = {"num_timesteps": settings["num_timesteps"], "beta_start": settings["beta_start"],
+                 "beta_end": settings["beta_end"], "p_uncond": settings["p_uncond"] if kind == "class" else 0.0}
+    return Checkpoint(architecture=ARCHITECTURE_OF[kind], kind=kind, hidden=settings["hidden"], epoch=0,
+                      model=model.state_dict(), optimizer=optimizer.state_dict(),
+                      scheduler=scheduler.state_dict() if scheduler else None, losses=[], steps_per_epoch=0,
+                      epoch_seconds=[], images_per_second=None, settings=settings, seed=seed, **extra)
 
 
 def optimizer_step(loss: Tensor, optimizer: torch.optim.Optimizer, what: str, epoch: int, step: int, steps: int,
@@ -112,20 +102,21 @@ def optimizer_step(loss: Tensor, optimizer: torch.optim.Optimizer, what: str, ep
     return value
 
 
-def train_one_epoch(ckpt: dict, images: Tensor, labels: Tensor, device: torch.device, show_progress: bool = True) -> dict:
+def train_one_epoch(ckpt: Checkpoint, images: Tensor, labels: Tensor, device: torch.device,
+                    show_progress: bool = True) -> Checkpoint:
     """Train the checkpointed model for one more epoch and return the next checkpoint."""
-    kind, settings, seed = ckpt["kind"], ckpt["settings"], ckpt["seed"]
-    epoch = ckpt["epoch"] + 1
-    model = build_model(ckpt["architecture"], ckpt["hidden"]).to(device)
-    model.load_state_dict(ckpt["model"])
+    kind, settings, seed = ckpt.kind, ckpt.settings, ckpt.seed
+    epoch = ckpt.epoch + 1
+    model = build_model(ckpt.architecture, ckpt.hidden).to(device)
+    model.load_state_dict(ckpt.model)
     model.train()
     optimizer, scheduler = make_optimizer(model, kind, settings)
-    optimizer.load_state_dict(ckpt["optimizer"])
+    optimizer.load_state_dict(ckpt.optimizer)
     if scheduler is not None:
-        scheduler.load_state_dict(ckpt["scheduler"])
+        scheduler.load_state_dict(ckpt.scheduler)
     schedule = None
     if kind != "denoiser":
-        schedule = NoiseSchedule.linear(ckpt["beta_start"], ckpt["beta_end"], ckpt["num_timesteps"]).to(device)
+        schedule = ckpt.schedule().to(device)
 
     generator = make_generator(seed, "train", kind, epoch, device=device)
     order = torch.randperm(images.shape[0], generator=generator, device=device)
@@ -142,7 +133,7 @@ def train_one_epoch(ckpt: dict, images: Tensor, labels: Tensor, device: torch.de
         elif kind == "time":
             loss = ddpm_loss(model, x0, schedule, generator)
         else:
-            loss = ddpm_loss(model, x0, schedule, generator, labels[idx], ckpt["p_uncond"])
+            loss = ddpm_loss(model, x0, schedule, generator, labels[idx], ckpt.p_uncond)
         value = optimizer_step(loss, optimizer, f"{kind} training", epoch, step, steps,
                                f"part_b.{'denoiser' if kind == 'denoiser' else 'ddpm'}.lr")
         losses.append(value)
@@ -151,14 +142,14 @@ def train_one_epoch(ckpt: dict, images: Tensor, labels: Tensor, device: torch.de
     if scheduler is not None:
         scheduler.step()  # once per epoch (spec B.2.2)
     seconds = time.perf_counter() - start
-    return {
-        **ckpt,
-        "epoch": epoch,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler else None,
-        "losses": ckpt["losses"] + losses,
-        "steps_per_epoch": steps,
-        "epoch_seconds": ckpt["epoch_seconds"] + [seconds],
-        "images_per_second": images.shape[0] / seconds,
-    }
+    return dataclasses.replace(
+        ckpt,
+        epoch=epoch,
+        model={k: v.detach().cpu() for k, v in model.state_dict().items()},
+        optimizer=optimizer.state_dict(),
+        scheduler=scheduler.state_dict() if scheduler else None,
+        losses=ckpt.losses + losses,
+        steps_per_epoch=steps,
+        epoch_seconds=ckpt.epoch_seconds + [seconds],
+        images_per_second=images.shape[0] / seconds,
+    )

@@ -17,6 +17,7 @@ from PIL import Image
 
 from difflab import data
 from difflab.checkpoint import save_checkpoint
+from helpers.factories import unet_payload
 from difflab.cli import main
 from difflab.data import array_hashes, write_mnist
 from difflab.experiments.part_a import EXPERIMENTS
@@ -36,8 +37,8 @@ def lab(tmp_path_factory):
     """Checkpoint, classifier, synthetic MNIST, a user-image folder and the config with small Part A sizes."""
     tmp = tmp_path_factory.mktemp("part_a")
     torch.manual_seed(0)
-    save_checkpoint(tmp / "epoch_2.pt", {"architecture": "class", "hidden": 8, "model": build_model("class", 8).state_dict(),
-                                         "epoch": 2, "num_timesteps": 300, "beta_start": 1e-4, "beta_end": 0.02})
+    save_checkpoint(tmp / "epoch_2.pt", unet_payload("class", build_model("class", 8).state_dict(), epoch=2, num_timesteps=300,
+                                                     beta_start=1e-4, beta_end=0.02, p_uncond=0.1))
     save_checkpoint(tmp / "classifier.pt", {"architecture": "classifier", "width": 4, "model": build_classifier(4).state_dict()})
     rng = np.random.default_rng(0)
     arrays = {"train_images": rng.integers(0, 256, (24, 28, 28), dtype=np.uint8),

@@ -62,14 +62,22 @@ def loss_history(epoch: int) -> list[float]:
     return [1.0 / (1 + 0.5 * i) for i in range(STEPS * epoch)]
 
 
+def unet_payload(architecture: str, model_state: dict, hidden: int = 8, epoch: int = 1, **extra) -> dict:
+    """A UNet checkpoint dict with every key difflab.checkpoint.Checkpoint requires (training state left empty);
+    `extra` adds or overrides keys, e.g. the schedule num_timesteps, beta_start, beta_end, p_uncond."""
+    kind = {"unconditional": "denoiser"}.get(architecture, architecture)
+    return {"architecture": architecture, "kind": kind, "hidden": hidden, "epoch": epoch, "model": model_state,
+            "optimizer": {}, "scheduler": None, "losses": [], "steps_per_epoch": 0, "epoch_seconds": [],
+            "images_per_second": None, "settings": {}, "seed": 0, **extra}
+
+
 def make_checkpoint(path: Path, kind: str, epoch: int, weights_seed: int | None = None) -> dict:
     """A checkpoint in train.py's format with random weights (seeded by `weights_seed`, default the epoch)."""
     arch = {"denoiser": "unconditional", "time": "time", "class": "class"}[kind]
     torch.manual_seed(epoch if weights_seed is None else weights_seed)
     model = build_model(arch, 8)
-    ckpt = {"architecture": arch, "kind": kind, "hidden": 8, "epoch": epoch, "model": model.state_dict(),
-            "losses": loss_history(epoch), "steps_per_epoch": STEPS, "epoch_seconds": [1.5] * epoch,
-            "images_per_second": 40.0, "settings": {}}
+    ckpt = unet_payload(arch, model.state_dict(), epoch=epoch, losses=loss_history(epoch), steps_per_epoch=STEPS,
+                        epoch_seconds=[1.5] * epoch, images_per_second=40.0)
     if kind == "denoiser":
         ckpt["sigma"] = 0.5
     else:

@@ -1,5 +1,6 @@
 """Checkpoints: checksummed, atomic, and a corrupt one is detected, set aside and recomputed, never used."""
 
+import io
 import subprocess
 
 import pytest
@@ -7,9 +8,11 @@ import torch
 
 from conftest import ROOT, snakemake_cmd, subprocess_env
 from difflab import DifflabError
-from difflab.checkpoint import load_checkpoint, load_model, save_checkpoint
+from difflab.checkpoint import Checkpoint, load_checkpoint, load_model, load_unet_checkpoint, save_checkpoint
 from difflab.models import build_model
 from difflab.io import quarantine_corrupt, split_checksum, with_checksum
+from difflab.schedule import NoiseSchedule
+from helpers.factories import unet_payload
 
 
 def test_round_trip_keeps_tensors_exactly(tmp_path):
@@ -47,7 +50,8 @@ def test_every_kind_of_damage_is_a_one_line_error_naming_the_file(tmp_path):
 @pytest.mark.parametrize("architecture,hidden", [("class", 16), ("time", 8)])
 def test_weights_of_another_architecture_or_width_name_the_mismatch(tmp_path, architecture, hidden):
     path = tmp_path / "epoch_1.pt"
-    save_checkpoint(path, {"architecture": architecture, "hidden": hidden, "model": build_model("class", 8).state_dict()})
+    save_checkpoint(path, unet_payload(architecture, build_model("class", 8).state_dict(), hidden=hidden, num_timesteps=300,
+                                       beta_start=1e-4, beta_end=0.02, p_uncond=0.0))
     with pytest.raises(DifflabError) as info:
         load_model(path)
     message = str(info.value)
@@ -91,3 +95,69 @@ def test_workflow_sets_a_corrupt_checkpoint_aside_and_plans_to_recompute_it(tmp_
     assert f"difflab: {kept.relative_to(work)}: " in out and "it will be recomputed" in out
     assert not kept.exists() and kept.with_name("epoch_1.pt.corrupt").exists()
     assert "rule keep_checkpoint" in out and "rule train_epoch" in out
+
+
+DDPM_SETTINGS = {"num_timesteps": 300, "beta_start": 1e-4, "beta_end": 0.02, "hidden": 8, "batch_size": 32, "epochs": 2,
+                 "lr": 1e-3, "lr_decay_total": 0.1, "p_uncond": 0.1, "seed": 7, "device": "cpu"}
+DENOISER_SETTINGS = {"sigma": 0.5, "hidden": 8, "batch_size": 32, "epochs": 2, "lr": 1e-3, "seed": 7, "device": "cpu"}
+LEGACY_ORDER = ["architecture", "kind", "hidden", "epoch", "model", "optimizer", "scheduler", "losses", "steps_per_epoch",
+                "epoch_seconds", "images_per_second", "settings", "seed"]
+
+
+def pickled(payload) -> bytes:
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["denoiser", "time", "class"])
+def test_typed_checkpoint_round_trips_to_the_same_payload_bytes(tmp_path, kind):
+    from difflab.train import initial_checkpoint
+
+    settings = DENOISER_SETTINGS if kind == "denoiser" else DDPM_SETTINGS
+    ckpt = initial_checkpoint(kind, settings, seed=7)
+    assert isinstance(ckpt, Checkpoint)
+    payload = ckpt.to_payload()
+    extra = ["sigma"] if kind == "denoiser" else ["num_timesteps", "beta_start", "beta_end", "p_uncond"]
+    assert list(payload) == LEGACY_ORDER + extra  # the dict train.py wrote before the dataclass, key for key
+    legacy = {key: getattr(ckpt, key) for key in LEGACY_ORDER + extra}
+    assert pickled(payload) == pickled(legacy)
+    assert Checkpoint.from_payload(payload, "x.pt") == ckpt
+    save_checkpoint(tmp_path / "a.pt", ckpt)
+    loaded = load_unet_checkpoint(tmp_path / "a.pt")
+    assert loaded.to_payload().keys() == payload.keys() and loaded.seed == 7 and loaded.epoch == 0
+    assert all(torch.equal(loaded.model[k], v) for k, v in ckpt.model.items())
+    model, typed = load_model(tmp_path / "a.pt")
+    assert isinstance(typed, Checkpoint) and typed.kind == kind and not model.training
+
+
+def test_ddpm_checkpoint_builds_its_linear_schedule():
+    from difflab.train import initial_checkpoint
+
+    schedule = initial_checkpoint("time", DDPM_SETTINGS, seed=7).schedule()
+    assert torch.equal(schedule.alphas_cumprod, NoiseSchedule.linear(1e-4, 0.02, 300).alphas_cumprod)
+    with pytest.raises(DifflabError, match="has no noise schedule"):
+        initial_checkpoint("denoiser", DENOISER_SETTINGS, seed=7).schedule()
+
+
+@pytest.mark.parametrize("key", ["kind", "model", "optimizer", "seed", "beta_end", "p_uncond"])
+def test_a_checkpoint_without_a_key_names_the_file_and_the_key(tmp_path, key):
+    path = tmp_path / "epoch_1.pt"
+    payload = unet_payload("class", build_model("class", 8).state_dict(), num_timesteps=300, beta_start=1e-4,
+                           beta_end=0.02, p_uncond=0.1)
+    del payload[key]
+    save_checkpoint(path, payload)
+    for load in (load_unet_checkpoint, load_model):
+        with pytest.raises(DifflabError) as info:
+            load(path)
+        assert str(info.value) == f"{path}: 'class' checkpoint lacks the key {key!r}"
+
+
+def test_a_denoiser_checkpoint_needs_its_sigma_and_the_classifier_is_no_unet(tmp_path):
+    payload = unet_payload("unconditional", build_model("unconditional", 8).state_dict())
+    with pytest.raises(DifflabError, match=r"^x\.pt: 'unconditional' checkpoint lacks the key 'sigma'$"):
+        Checkpoint.from_payload(payload, "x.pt")
+    assert Checkpoint.from_payload({**payload, "sigma": 0.5}, "x.pt").sigma == 0.5
+    save_checkpoint(tmp_path / "c.pt", {"architecture": "classifier", "width": 4, "model": {}})
+    with pytest.raises(DifflabError, match="holds the MNIST classifier; expected a UNet checkpoint"):
+        load_unet_checkpoint(tmp_path / "c.pt")

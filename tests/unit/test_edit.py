@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 
 from difflab import DifflabError
 from difflab.checkpoint import save_checkpoint
+from helpers.factories import unet_payload
 from difflab.edit import algorithms as A
 from difflab.edit import inputs
 from difflab.edit import views as V
@@ -399,8 +400,8 @@ def class_checkpoint(tmp_path):
     torch.manual_seed(0)
     model = build_model("class", 8)
     path = tmp_path / "epoch_3.pt"
-    save_checkpoint(path, {"architecture": "class", "hidden": 8, "model": model.state_dict(), "epoch": 3,
-                           "num_timesteps": 300, "beta_start": 1e-4, "beta_end": 0.02})
+    save_checkpoint(path, unet_payload("class", model.state_dict(), epoch=3, num_timesteps=300, beta_start=1e-4,
+                                       beta_end=0.02, p_uncond=0.1))
     return path, model.eval()
 
 
@@ -456,12 +457,12 @@ def test_mnist_backend_conditions(class_checkpoint):
 
 def test_mnist_backend_rejects_other_checkpoints(tmp_path):
     path = tmp_path / "time.pt"
-    save_checkpoint(path, {"architecture": "time", "hidden": 8, "model": build_model("time", 8).state_dict(),
-                           "num_timesteps": 300, "beta_start": 1e-4, "beta_end": 0.02})
+    save_checkpoint(path, unet_payload("time", build_model("time", 8).state_dict(), num_timesteps=300, beta_start=1e-4,
+                                       beta_end=0.02, p_uncond=0.0))
     with pytest.raises(DifflabError, match="class-conditioned"):
         MnistDenoiser.from_checkpoint(path)
     path = tmp_path / "noschedule.pt"
-    save_checkpoint(path, {"architecture": "class", "hidden": 8, "model": build_model("class", 8).state_dict()})
+    save_checkpoint(path, unet_payload("class", build_model("class", 8).state_dict()))
     with pytest.raises(DifflabError, match="num_timesteps"):
         MnistDenoiser.from_checkpoint(path)
     with pytest.raises(DifflabError, match="part_a.backend"):

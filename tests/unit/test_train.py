@@ -42,8 +42,8 @@ def test_optimisation_steps_lower_the_loss_on_a_fixed_batch(kind):
     ckpt = initial_checkpoint(kind, settings, seed=7)
     from difflab.models import build_model
 
-    model = build_model(ckpt["architecture"], 8)
-    model.load_state_dict(ckpt["model"])
+    model = build_model(ckpt.architecture, 8)
+    model.load_state_dict(ckpt.model)
     optimizer, _ = make_optimizer(model, kind, settings)
     schedule = NoiseSchedule.linear(1e-4, 0.02, 300)
     x, labels = fake_digits()
@@ -62,8 +62,8 @@ def test_learning_rate_decays_tenfold_over_training():
     for _ in range(DDPM["epochs"]):
         ckpt = train_one_epoch(ckpt, x, labels, torch.device("cpu"), show_progress=False)
     assert lr_gamma(DDPM) == pytest.approx(0.1 ** 0.5)
-    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(DDPM["lr"] * 0.1)
-    assert len(ckpt["losses"]) == 2 * ckpt["steps_per_epoch"] == 2
+    assert ckpt.optimizer["param_groups"][0]["lr"] == pytest.approx(DDPM["lr"] * 0.1)
+    assert len(ckpt.losses) == 2 * ckpt.steps_per_epoch == 2
 
 
 def test_nan_loss_stops_with_epoch_and_step():
@@ -81,7 +81,7 @@ def run_train(args, **kwargs):
 
 @pytest.mark.e2e
 def test_killed_epoch_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, mnist_npz):
-    settings = {**DDPM, "hidden": 8, "batch_size": 64, "train_subset": 4096}
+    settings = {**{k: v for k, v in DDPM.items() if k != "eval_epochs"}, "hidden": 8, "batch_size": 64, "train_subset": 4096}
     s = json.dumps(settings)
     init = tmp_path / "epoch_0.pt"
     assert run_train(["--model", "class", "--epoch", "0", "--settings", s, "--out", str(init)]).wait() == 0

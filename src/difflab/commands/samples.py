@@ -28,11 +28,10 @@ def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float
     from difflab.checkpoint import load_model
     from difflab.runtime import derive_seed, make_generator, start_job
     from difflab.sampling import ddpm_sample
-    from difflab.schedule import NoiseSchedule
 
     device, seed = start_job(settings.device, settings.seed)
     model, ckpt = load_model(checkpoint, device)
-    arch = ckpt.get("architecture")
+    arch = getattr(ckpt, "architecture", "classifier")  # load_model returns a plain dict for the classifier only
     if arch not in ("time", "class"):
         raise DifflabError(f"{checkpoint}: holds a {arch!r} model; expected a 'time' or 'class' DDPM")
     if (arch == "class") != (job != "samples.time"):
@@ -42,7 +41,7 @@ def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float
     if arch == "class":
         guidance = settings.guidance_scale if guidance is None else guidance
         labels = torch.arange(n, device=device) % DIGITS
-    schedule = NoiseSchedule.linear(ckpt["beta_start"], ckpt["beta_end"], ckpt["num_timesteps"])
+    schedule = ckpt.schedule()
     keys = ("partb", "sample", arch)
     images, _ = ddpm_sample(model, schedule, n, make_generator(seed, *keys, device=device), device, labels=labels,
                             guidance_scale=guidance if labels is not None else None, batch_size=settings.sample_batch_size)
@@ -51,13 +50,13 @@ def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float
         "labels": (labels.cpu().numpy() if labels is not None else np.full(n, -1)).astype(np.int64),
         "guidance": np.float64(guidance if labels is not None else float("nan")),
         "model": np.str_(arch),
-        "epoch": np.int64(ckpt["epoch"]),
+        "epoch": np.int64(ckpt.epoch),
         "seed": np.int64(derive_seed(seed, *keys)),
     }
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-    print(f"{n} samples of the {arch} DDPM (epoch {ckpt['epoch']}{'' if labels is None else f', guidance {guidance:g}'}) -> {out}")
+    print(f"{n} samples of the {arch} DDPM (epoch {ckpt.epoch}{'' if labels is None else f', guidance {guidance:g}'}) -> {out}")
 
 
 def cli(argv: list[str]) -> None:

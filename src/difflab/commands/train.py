@@ -26,7 +26,7 @@ def cli(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     settings = dataclasses.asdict(from_json(f"models.train_{args.model}", args.settings))
 
-    from difflab.checkpoint import load_checkpoint, save_checkpoint
+    from difflab.checkpoint import load_unet_checkpoint, save_checkpoint
     from difflab.runtime import start_job
     from difflab.train import initial_checkpoint, train_one_epoch
 
@@ -37,12 +37,12 @@ def cli(argv: list[str]) -> None:
         return
     if not args.previous or not args.data:
         raise DifflabError("--previous and --data are required for epoch >= 1")
-    ckpt = load_checkpoint(args.previous)
-    if ckpt.get("kind") != args.model or ckpt["epoch"] != args.epoch - 1:
-        raise DifflabError(f"{args.previous}: holds {ckpt.get('kind')} epoch {ckpt.get('epoch')}, expected {args.model} epoch {args.epoch - 1}")
+    ckpt = load_unet_checkpoint(args.previous)
+    if ckpt.kind != args.model or ckpt.epoch != args.epoch - 1:
+        raise DifflabError(f"{args.previous}: holds {ckpt.kind} epoch {ckpt.epoch}, expected {args.model} epoch {args.epoch - 1}")
     # The device may change between runs (resume a CPU run on a GPU); every other setting must match.
-    changed = sorted(k for k in set(ckpt["settings"]) | set(settings)
-                     if k != "device" and ckpt["settings"].get(k) != settings.get(k))
+    changed = sorted(k for k in set(ckpt.settings) | set(settings)
+                     if k != "device" and ckpt.settings.get(k) != settings.get(k))
     if changed:
         raise DifflabError(f"{args.previous}: was trained with different settings ({', '.join(changed)}); delete results/models/{args.model}/chain to retrain")
     from difflab.data import mnist_tensors
@@ -50,6 +50,6 @@ def cli(argv: list[str]) -> None:
     images, labels = mnist_tensors(args.data, "train", device=device, subset=settings["train_subset"])
     new = train_one_epoch(ckpt, images, labels, device)
     save_checkpoint(args.out, new)
-    last = new["losses"][-new["steps_per_epoch"]:]
+    last = new.losses[-new.steps_per_epoch:]
     print(f"{args.model} epoch {args.epoch}: mean loss {sum(last) / len(last):.5f}, "
-          f"{new['images_per_second']:.0f} images/s on {device} -> {args.out}")
+          f"{new.images_per_second:.0f} images/s on {device} -> {args.out}")

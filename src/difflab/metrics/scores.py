@@ -21,8 +21,9 @@ def load_classifier(path: str, device: torch.device):
     from difflab.checkpoint import load_model
 
     model, ckpt = load_model(path, device)
-    if ckpt.get("architecture") != "classifier":
-        raise DifflabError(f"{path}: holds a {ckpt.get('architecture')!r} model; expected the MNIST classifier")
+    arch = ckpt["architecture"] if isinstance(ckpt, dict) else ckpt.architecture  # UNets load as Checkpoint
+    if arch != "classifier":
+        raise DifflabError(f"{path}: holds a {arch!r} model; expected the MNIST classifier")
     return model, ckpt
 
 

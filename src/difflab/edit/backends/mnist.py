@@ -85,14 +85,11 @@ class MnistDenoiser:
     def from_checkpoint(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> "MnistDenoiser":
         """Load a Part B checkpoint (architecture 'class') and its linear schedule."""
         model, ckpt = load_model(path, device)
-        if ckpt.get("architecture") != "class":
-            raise DifflabError(f"{path}: architecture is {ckpt.get('architecture')!r}; the MNIST backend needs a "
+        arch = getattr(ckpt, "architecture", "classifier")  # load_model returns a plain dict for the classifier only
+        if arch != "class":
+            raise DifflabError(f"{path}: architecture is {arch!r}; the MNIST backend needs a "
                                "class-conditioned DDPM checkpoint ('class')")
-        missing = [k for k in ("num_timesteps", "beta_start", "beta_end") if k not in ckpt]
-        if missing:
-            raise DifflabError(f"{path}: checkpoint lacks the schedule key(s) {', '.join(missing)}")
-        schedule = NoiseSchedule.linear(ckpt["beta_start"], ckpt["beta_end"], ckpt["num_timesteps"])
-        return cls(model, schedule, torch.device(device), ckpt.get("epoch"), ckpt.get("hidden"))
+        return cls(model, ckpt.schedule(), torch.device(device), ckpt.epoch, ckpt.hidden)
 
     @property
     def num_timesteps(self) -> int:

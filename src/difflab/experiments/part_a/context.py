@@ -100,8 +100,9 @@ class Context:
             from difflab.checkpoint import load_model
 
             model, ckpt = load_model(self.classifier_path, self.den.device)
-            if ckpt.get("architecture") != "classifier":
-                raise DifflabError(f"{self.classifier_path}: architecture is {ckpt.get('architecture')!r}; expected 'classifier'")
+            arch = ckpt["architecture"] if isinstance(ckpt, dict) else ckpt.architecture  # UNets load as Checkpoint
+            if arch != "classifier":
+                raise DifflabError(f"{self.classifier_path}: architecture is {arch!r}; expected 'classifier'")
             self._classifier = model
         return self._classifier
 

@@ -9,13 +9,14 @@ import torch
 from torch import Tensor
 
 from difflab import DifflabError
+from difflab.checkpoint import Checkpoint
 from difflab.runtime import map_in_chunks
 
 DIGITS = 10
 
 
-def load_unets(paths: list[str], device, architectures: tuple[str, ...]) -> list[tuple[str, torch.nn.Module, dict]]:
-    """(path, model in eval mode on `device`, checkpoint dict) per path, sorted by epoch.
+def load_unets(paths: list[str], device, architectures: tuple[str, ...]) -> list[tuple[str, torch.nn.Module, Checkpoint]]:
+    """(path, model in eval mode on `device`, its difflab.checkpoint.Checkpoint) per path, sorted by epoch.
 
     Raises DifflabError naming the file when a checkpoint holds another architecture than `architectures`
     (e.g. ('unconditional',)), or when two checkpoints hold the same epoch."""
@@ -24,24 +25,14 @@ def load_unets(paths: list[str], device, architectures: tuple[str, ...]) -> list
     loaded = []
     for path in paths:
         model, ckpt = load_model(path, device)
-        if ckpt.get("architecture") not in architectures:
-            raise DifflabError(f"{path}: holds a {ckpt.get('architecture')!r} model; expected {' or '.join(map(repr, architectures))}")
+        arch = getattr(ckpt, "architecture", "classifier")  # load_model returns a plain dict for the classifier only
+        if arch not in architectures:
+            raise DifflabError(f"{path}: holds a {arch!r} model; expected {' or '.join(map(repr, architectures))}")
         loaded.append((str(path), model, ckpt))
-    epochs = [ckpt.get("epoch") for _, _, ckpt in loaded]
+    epochs = [ckpt.epoch for _, _, ckpt in loaded]
     if len(set(epochs)) != len(epochs):
         raise DifflabError(f"checkpoints {', '.join(map(str, paths))} repeat an epoch ({epochs})")
-    return sorted(loaded, key=lambda item: item[2]["epoch"])
-
-
-def ddpm_schedule(ckpt: dict, path: str):
-    """The linear beta schedule (beta_start, beta_end, T) a DDPM checkpoint was trained with.
-    Raises DifflabError naming `path` when the checkpoint lacks one of the three."""
-    from difflab.schedule import NoiseSchedule
-
-    try:
-        return NoiseSchedule.linear(ckpt["beta_start"], ckpt["beta_end"], ckpt["num_timesteps"])
-    except KeyError as exc:
-        raise DifflabError(f"{path}: DDPM checkpoint lacks {exc.args[0]!r}") from None
+    return sorted(loaded, key=lambda item: item[2].epoch)
 
 
 @torch.no_grad()
@@ -50,14 +41,14 @@ def apply_batched(fn, x: Tensor, batch_size: int) -> Tensor:
     return torch.cat(map_in_chunks(lambda a, b: fn(x[a:b]), x.shape[0], batch_size, "in a batched forward pass")[0])
 
 
-def loss_curve(ckpt: dict, path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def loss_curve(ckpt: Checkpoint, path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The training loss of a checkpoint: (losses (S,) per step, epoch_ends (E,) 1-based step of each epoch's
     end, epoch_means (E,) mean loss over each epoch's steps), S steps, E = ceil(S / steps_per_epoch).
 
     Raises DifflabError naming `path` when the checkpoint holds no losses."""
-    losses, per_epoch = list(ckpt.get("losses") or []), int(ckpt.get("steps_per_epoch") or 0)
+    losses, per_epoch = list(ckpt.losses or []), int(ckpt.steps_per_epoch or 0)
     if not losses or per_epoch < 1:
-        raise DifflabError(f"{path}: checkpoint of epoch {ckpt.get('epoch')} holds no training losses")
+        raise DifflabError(f"{path}: checkpoint of epoch {ckpt.epoch} holds no training losses")
     epochs = math.ceil(len(losses) / per_epoch)
     ends = [min((e + 1) * per_epoch, len(losses)) for e in range(epochs)]
     means = [float(np.mean(losses[e * per_epoch: ends[e]])) for e in range(epochs)]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from difflab.experiments.part_b import g, number_list
-from difflab.experiments.part_b.checkpoints import DIGITS, as_images, ddpm_schedule, load_unets, loss_curve
+from difflab.experiments.part_b.checkpoints import DIGITS, as_images, load_unets, loss_curve
 
 TITLES = {"time": "time-conditioned DDPM", "class": "class-conditioned DDPM"}
 
@@ -38,7 +38,7 @@ def sample_grid(kind: str, settings, device, seed: int, path: str, model, ckpt, 
 
     n, labels, guidance, _ = grid_request(kind, settings, device)
     generator = make_generator(seed, "partb", "grid", kind, device=device)
-    return ddpm_sample(model, ddpm_schedule(ckpt, path), n, generator, device, labels=labels, guidance_scale=guidance,
+    return ddpm_sample(model, ckpt.schedule(), n, generator, device, labels=labels, guidance_scale=guidance,
                        batch_size=int(settings.sample_batch_size), frames=frames)
 
 
@@ -88,9 +88,9 @@ def grids(kind: str, settings, device, checkpoints: list[str]) -> GridsResult:
                  for e, m in enumerate(means))
     _, _, guidance, nrow = grid_request(kind, settings, device)
     return GridsResult(
-        kind=kind, samples=np.stack(samples), epochs=np.asarray([c["epoch"] for _, _, c in loaded]), nrow=nrow, losses=losses,
-        loss_epoch_ends=ends, loss_epoch_means=means, hidden=int(last["hidden"]), parameters=count_parameters(last_model),
-        num_timesteps=int(last["num_timesteps"]), p_uncond=float(last.get("p_uncond", 0.0)),
+        kind=kind, samples=np.stack(samples), epochs=np.asarray([c.epoch for _, _, c in loaded]), nrow=nrow, losses=losses,
+        loss_epoch_ends=ends, loss_epoch_means=means, hidden=int(last.hidden), parameters=count_parameters(last_model),
+        num_timesteps=int(last.num_timesteps), p_uncond=float(last.p_uncond),
         guidance=float("nan") if guidance is None else guidance, seed=settings.seed, rows=rows)
 
 
@@ -127,7 +127,7 @@ def reverse_gif(kind: str, settings, device, checkpoint: str) -> GifResult:
     (path, model, ckpt), = load_unets([checkpoint], device, (kind,))
     _, frames = sample_grid(kind, settings, device, settings.seed, path, model, ckpt, frames=int(settings.gif_frames))
     _, _, guidance, nrow = grid_request(kind, settings, device)
-    return GifResult(kind=kind, frames=np.stack([f.float().numpy() for f in frames]), nrow=nrow, epoch=int(ckpt["epoch"]),
+    return GifResult(kind=kind, frames=np.stack([f.float().numpy() for f in frames]), nrow=nrow, epoch=int(ckpt.epoch),
                      guidance=float("nan") if guidance is None else guidance, seed=settings.seed)
 
 
@@ -161,10 +161,10 @@ def cfg_grid(settings, device, checkpoint: str) -> CfgResult:
     (path, model, ckpt), = load_unets([checkpoint], device, ("class",))
     sweep = [float(x) for x in settings.cfg_sweep]
     labels = torch.arange(DIGITS, device=device)
-    schedule = ddpm_schedule(ckpt, path)
+    schedule = ckpt.schedule()
     rows = []
     for gamma in sweep:
         generator = make_generator(settings.seed, "partb", "cfg-grid", device=device)  # the same noise for every gamma
         rows.append(as_images(ddpm_sample(model, schedule, DIGITS, generator, device, labels=labels, guidance_scale=gamma,
                                           batch_size=int(settings.sample_batch_size))[0]))
-    return CfgResult(images=np.concatenate(rows), guidance=np.asarray(sweep), epoch=int(ckpt["epoch"]), seed=settings.seed)
+    return CfgResult(images=np.concatenate(rows), guidance=np.asarray(sweep), epoch=int(ckpt.epoch), seed=settings.seed)

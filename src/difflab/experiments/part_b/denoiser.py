@@ -16,7 +16,7 @@ from tqdm import tqdm
 from difflab import DifflabError
 from difflab.data import mnist_tensors
 from difflab.experiments.part_b import g, number_list
-from difflab.experiments.part_b.checkpoints import (apply_batched, as_array, as_images, ddpm_schedule, load_unets,
+from difflab.experiments.part_b.checkpoints import (apply_batched, as_array, as_images, load_unets,
                                                     loss_curve)
 
 NOISING_IMAGES = 4  # test digits in the noising figure
@@ -75,9 +75,7 @@ def denoiser(settings, device: torch.device, data: str, checkpoints: list[str]) 
     levels = [float(s) for s in settings.noise_levels]
     loaded = load_unets(checkpoints, device, ("unconditional",))
     last_path, _, last = loaded[-1]
-    if "sigma" not in last:
-        raise DifflabError(f"{last_path}: denoiser checkpoint lacks 'sigma' (its training noise level)")
-    sigma = float(last["sigma"])
+    sigma = float(last.sigma)  # the training noise level; Checkpoint.from_payload requires it of a denoiser
     x_test = mnist_tensors(data, "test", device=device)[0]
     n_eval = min(int(settings.ood_num_images), x_test.shape[0])
 
@@ -98,12 +96,12 @@ def denoiser(settings, device: torch.device, data: str, checkpoints: list[str]) 
         # 4. score
         mse.append(mse_per_image(out, x_eval).mean().item())
         denoised.append(as_images(out[:k]))
-        rows.append({"experiment": "denoiser", "model": "denoiser", "epoch": ckpt["epoch"], "parameter": f"sigma={sigma:g}",
+        rows.append({"experiment": "denoiser", "model": "denoiser", "epoch": ckpt.epoch, "parameter": f"sigma={sigma:g}",
                      "metric": "mse_mean", "value": mse[-1], "n": n_eval})
     return DenoiserResult(
         noising=as_array(noising), noise_levels=np.asarray(levels), losses=losses, loss_epoch_ends=ends, loss_epoch_means=means,
-        epochs=np.asarray([c["epoch"] for _, _, c in loaded]), clean=as_images(x_eval[:k]), noisy=as_array(z[:k]),
-        denoised=np.stack(denoised), mse=np.asarray(mse), sigma=sigma, hidden=int(last["hidden"]), seed=seed, n_eval=n_eval,
+        epochs=np.asarray([c.epoch for _, _, c in loaded]), clean=as_images(x_eval[:k]), noisy=as_array(z[:k]),
+        denoised=np.stack(denoised), mse=np.asarray(mse), sigma=sigma, hidden=int(last.hidden), seed=seed, n_eval=n_eval,
         rows=tuple(rows))
 
 
@@ -168,7 +166,7 @@ def ood(settings, device: torch.device, data: str, denoiser: str, time_model: st
     holdout, batch_size = int(settings.blur_holdout), int(settings.sample_batch_size)
     (_, unet, dck), = load_unets([denoiser], device, ("unconditional",))
     (_, time_net, tck), = load_unets([time_model], device, ("time",))
-    schedule = ddpm_schedule(tck, time_model).to(device)
+    schedule = tck.schedule().to(device)
     x_test = mnist_tensors(data, "test", device=device)[0]
     total = x_test.shape[0]
     if holdout >= total:
@@ -180,9 +178,7 @@ def ood(settings, device: torch.device, data: str, denoiser: str, time_model: st
     generator = make_generator(seed, "partb", "ood", device=device)
     eps_eval = torch.randn(x_eval.shape, generator=generator, device=device)
     eps_hold = torch.randn(x_hold.shape, generator=generator, device=device)
-    if "sigma" not in dck:
-        raise DifflabError(f"{denoiser}: denoiser checkpoint lacks 'sigma' (its training noise level)")
-    train_sigma = float(dck["sigma"])
+    train_sigma = float(dck.sigma)
 
     mse, psnr, blur_sigma, timestep, rows = [], [], [], [], []
     shown = {key: [] for key in ("noisy", *OOD_METHODS)}
@@ -203,11 +199,11 @@ def ood(settings, device: torch.device, data: str, denoiser: str, time_model: st
         for key in OOD_METHODS:
             level_mse.append(mse_per_image(outputs[key], x_eval).mean().item())
             level_psnr.append(psnr_per_image(outputs[key], x_eval, value_range=(0.0, 1.0)).mean().item())
-            model, epoch = {"unet": ("denoiser", dck["epoch"]), "blur": ("gaussian_blur", None), "ddpm": ("time", tck["epoch"])}[key]
+            model, epoch = {"unet": ("denoiser", dck.epoch), "blur": ("gaussian_blur", None), "ddpm": ("time", tck.epoch)}[key]
             rows += [{"experiment": "ood", "model": model, "epoch": epoch, "parameter": parameter, "metric": "mse_mean", "value": level_mse[-1], "n": n},
                      {"experiment": "ood", "model": model, "epoch": epoch, "parameter": parameter, "metric": "psnr_mean", "value": level_psnr[-1], "n": n}]
         rows += [{"experiment": "ood", "model": "gaussian_blur", "parameter": parameter, "metric": "blur_sigma", "value": best, "n": holdout},
-                 {"experiment": "ood", "model": "time", "epoch": tck["epoch"], "parameter": parameter, "metric": "timestep", "value": t}]
+                 {"experiment": "ood", "model": "time", "epoch": tck.epoch, "parameter": parameter, "metric": "timestep", "value": t}]
         mse.append(level_mse)
         psnr.append(level_psnr)
         blur_sigma.append(best)
@@ -221,4 +217,4 @@ def ood(settings, device: torch.device, data: str, denoiser: str, time_model: st
     return OodResult(
         noise_levels=np.asarray(levels), mse=np.asarray(mse).T, psnr=np.asarray(psnr).T, blur_sigma=np.asarray(blur_sigma),
         timestep=np.asarray(timestep), blur_candidates=np.asarray(settings.blur_sigmas, dtype=float), shown=tiles, train_sigma=train_sigma,
-        denoiser_epoch=int(dck["epoch"]), time_epoch=int(tck["epoch"]), n=n, holdout=holdout, seed=seed, rows=tuple(rows))
+        denoiser_epoch=int(dck.epoch), time_epoch=int(tck.epoch), n=n, holdout=holdout, seed=seed, rows=tuple(rows))

@@ -214,16 +214,16 @@ def models(settings, checkpoints: list[str], classifier: str) -> ModelsResult:
     entries = []
     for path in [*checkpoints, classifier]:
         model, ckpt = load_model(path, "cpu")
-        arch = ckpt.get("architecture")
-        if arch == "classifier":
+        if isinstance(ckpt, dict):  # load_model returns a plain dict for the classifier only
+            arch = ckpt["architecture"]
             history = ckpt.get("history") or []
             seconds = sum(h["seconds"] for h in history) if history else None
             speed = history[-1]["images_per_second"] if history else None
-            width = ckpt["width"]
+            width, epoch = ckpt["width"], ckpt.get("epoch")
         else:
-            seconds = sum(ckpt["epoch_seconds"]) if ckpt.get("epoch_seconds") else None
-            speed, width = ckpt.get("images_per_second"), ckpt["hidden"]
-        entries.append((arch, MODEL_NAMES.get(arch, str(arch)), width, count_parameters(model), ckpt.get("epoch"),
+            arch, seconds = ckpt.architecture, sum(ckpt.epoch_seconds) if ckpt.epoch_seconds else None
+            speed, width, epoch = ckpt.images_per_second, ckpt.hidden, ckpt.epoch
+        entries.append((arch, MODEL_NAMES.get(arch, str(arch)), width, count_parameters(model), epoch,
                         np.nan if seconds is None else seconds, np.nan if speed is None else speed))
     columns = list(zip(*entries))
     rows = tuple({"experiment": "models", "model": FACT_PREFIX.get(arch, str(arch)), "epoch": epoch, "parameter": f"width={width}",
