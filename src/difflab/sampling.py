@@ -15,25 +15,14 @@ from torch import Tensor, nn
 
 from difflab.runtime import map_in_chunks
 from difflab.sampler import reverse
-from difflab.schedule import NoiseSchedule, classifier_free_guidance, predict_x0, sigma_to_timestep
+from difflab.schedule import NoiseSchedule, predict_x0, sigma_to_timestep
 
 
 
-def predict_noise(model: nn.Module, x_t: Tensor, t: int, num_timesteps: int, labels: Tensor | None = None, guidance_scale: float | None = None) -> Tensor:
-    """eps_theta for one chunk at timestep t (the model gets t/T).
-
-    Time model (Algorithm B.2): eps = eps_theta(x_t, t/T).
-    Class model (Algorithm B.4): eps = eps_u + gamma (eps_c - eps_u), where eps_c = eps_theta(x_t, c, t/T) and
-    eps_u = eps_theta(x_t, 0, t/T) come from ONE forward pass over the doubled batch [c; 0].
-    """
-    n = x_t.shape[0]
-    t_in = torch.full((n,), t / num_timesteps, device=x_t.device)
-    if labels is None:
-        return model(x_t, t_in)
-    cond = nn.functional.one_hot(labels.long(), model.num_classes).to(x_t.dtype)
-    both = model(torch.cat([x_t, x_t]), torch.cat([cond, torch.zeros_like(cond)]), torch.cat([t_in, t_in]))
-    eps_cond, eps_uncond = both.chunk(2)
-    return classifier_free_guidance(eps_uncond, eps_cond, guidance_scale)
+def predict_noise(model: nn.Module, x_t: Tensor, t: int, num_timesteps: int) -> Tensor:
+    """eps_theta(x_t, t/T) of the time-conditioned UNet for one chunk at timestep t (Algorithm B.2). The class model
+    goes through the Denoiser interface and the one CFG batcher (edit.algorithms.guided_noise_batch)."""
+    return model(x_t, torch.full((x_t.shape[0],), t / num_timesteps, device=x_t.device))
 
 
 def frame_indices(num_timesteps: int, frames: int) -> set[int]:
@@ -81,11 +70,23 @@ def ddpm_sample(
     snapshots: list[Tensor] = []
 
     chunk = [batch_size]  # halved after an out-of-memory error, and kept small for the timesteps after it
+    if labels is None:
+        def eps_of(x_c: Tensor, t: int, a: int, b: int) -> Tensor:
+            return predict_noise(model, x_c, t, T)
+    else:
+        # Algorithm B.4 through the one CFG batcher: eps = eps_u + gamma (eps_c - eps_u), eps_c and eps_u from ONE
+        # forward pass over the doubled chunk [c; 0] (the backend's own chunking is off: the chunks are these).
+        from difflab.edit.algorithms import guided_noise_batch
+        from difflab.edit.backends.mnist import MnistDenoiser
+
+        den = MnistDenoiser(model, schedule, device, batch_size=2 * n)
+        onehot = nn.functional.one_hot(labels.long(), model.num_classes).float()
+
+        def eps_of(x_c: Tensor, t: int, a: int, b: int) -> Tensor:
+            return guided_noise_batch(den, [x_c], t, [onehot[a:b]], guidance_scale)[0][0]
 
     def noise_fn(x_t: Tensor, t: int) -> tuple[Tensor, None]:
-        chunks, chunk[0] = map_in_chunks(
-            lambda a, b: predict_noise(model, x_t[a:b], t, T, None if labels is None else labels[a:b], guidance_scale),
-            n, chunk[0], f"at timestep {t}")
+        chunks, chunk[0] = map_in_chunks(lambda a, b: eps_of(x_t[a:b], t, a, b), n, chunk[0], f"at timestep {t}")
         return torch.cat(chunks), None
 
     def snapshot(step: int, t: int, x_t: Tensor) -> None:
