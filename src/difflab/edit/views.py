@@ -86,20 +86,11 @@ class LowPass:
 
 
 @dataclass(frozen=True)
-class HighPass:
-    """The model sees the whole image; its estimate keeps only the high-pass eps - lowpass(eps)."""
-
-    kernel_size: int
-    sigma: float
-
-    def view(self, x: Tensor) -> Tensor:
-        return x
+class HighPass(LowPass):
+    """The model sees the whole image; its estimate keeps only the high-pass eps - lowpass(eps) (same filter)."""
 
     def inverse_view(self, eps: Tensor) -> Tensor:
         return highpass(eps, self.kernel_size, self.sigma)
-
-    def inverse_variance(self, var: Tensor) -> Tensor:
-        return var
 
 
 # config key part_a.anagram_flip -> the anagram's second view
