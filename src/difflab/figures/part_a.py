@@ -95,9 +95,7 @@ def benchmark(r, facts, out: Path) -> None:
             name = METHOD_NAMES[method] + (f" (σ = {r['sigmas'][li]:g})" if method == "blur" else "")
             m, s = mean[mi, li], std[mi, li]
             lines.append(f"| {t} | {name} | {m[0]:.4f} ± {s[0]:.4f} | {m[1]:.2f} ± {s[1]:.2f} | {m[2]:.3f} ± {s[2]:.3f} |")
-    caption = (f": Denoiser benchmark on {facts['n']} MNIST test images, mean ± std, T = {facts['num_timesteps']}; "
-               f"seed {facts['seed']} {{#tbl-a-benchmark}}")
-    write_text(out / "benchmark.md", "\n".join(lines) + "\n\n" + caption + "\n")
+    write_text(out / "benchmark.md", "\n".join(lines) + "\n")
 
 
 def samples(r, facts, out: Path) -> None:
@@ -205,9 +203,7 @@ def illusions(r, facts, out: Path) -> None:
     lines = ["| illusion | prompts | first view | second view | both |", "|:---|:---|---:|---:|---:|"]
     for kind, label, (v1, v2), (r1, r2, both) in zip(kinds, labels, views, rates):
         lines.append(f"| {kind} | {label} | {v1}: {100 * r1:.0f}% | {v2}: {100 * r2:.0f}% | {100 * both:.0f}% |")
-    caption = (f": Illusion success rates read by the MNIST classifier over {facts['num_seeds']} seeds per pair, "
-               f"CFG γ = {facts['cfg_scale']}; seed {facts['seed']} {{#tbl-a-illusions}}")
-    write_text(out / "illusions.md", "\n".join(lines) + "\n\n" + caption + "\n")
+    write_text(out / "illusions.md", "\n".join(lines) + "\n")
 
 
 FIGURES: dict[str, Callable] = {
