@@ -43,9 +43,9 @@ def pipe_table(path: Path, columns: dict[str, list], floatfmt: str = ".4g") -> N
     """A Pandoc pipe table (no caption) of named columns, missing values (NaN) as empty cells, written atomically."""
     import pandas as pd
 
-    df = pd.DataFrame(columns)
-    cells = df.astype(object).where(df.notna(), "")
-    write_text(path, cells.to_markdown(index=False, tablefmt="pipe", floatfmt=floatfmt) + "\n")
+    from difflab.metrics.tables import pipe_table as table_text
+
+    write_text(path, table_text(pd.DataFrame(columns), floatfmt) + "\n")
 
 
 def plot_loss(path: Path, r: dict, title: str) -> None:

@@ -93,6 +93,13 @@ def read_metrics(*paths: str | os.PathLike) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def pipe_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    """A Pandoc pipe table of `df` (all columns, no index), no caption: missing values print as empty cells, floats
+    use `floatfmt` (tabulate's format spec)."""
+    cells = df.astype(object).where(df.notna(), "")
+    return cells.to_markdown(index=False, tablefmt="pipe", floatfmt=floatfmt)
+
+
 def markdown_table(df: pd.DataFrame, caption: str, label: str, floatfmt: str = ".4g") -> str:
     """A Pandoc pipe table of `df` (all columns, no index) followed by the caption line `: caption {#tbl-label}`.
 
@@ -105,5 +112,4 @@ def markdown_table(df: pd.DataFrame, caption: str, label: str, floatfmt: str = "
     label = label if label.startswith("tbl-") else f"tbl-{label}"
     if not re.fullmatch(r"[A-Za-z0-9_-]+", label):
         raise DifflabError(f"table label {label!r}: use only letters, digits, '-' and '_'")
-    cells = df.astype(object).where(df.notna(), "")
-    return cells.to_markdown(index=False, tablefmt="pipe", floatfmt=floatfmt) + f"\n\n: {caption} {{#{label}}}\n"
+    return pipe_table(df, floatfmt) + f"\n\n: {caption} {{#{label}}}\n"
