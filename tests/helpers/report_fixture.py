@@ -94,6 +94,7 @@ def fixture_manifest(profile: str) -> dict:
         "config_sha256": "f" * 64,
         "seed": 180,
         "started_utc": "2026-01-02T03:04:05+00:00",
+        "finished_utc": "2026-01-02T03:11:17+00:00",
     }
 
 

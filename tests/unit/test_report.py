@@ -20,7 +20,7 @@ from difflab.report.markdown import (
     section_headings,
     variable_names,
 )
-from difflab.report.page import external_references
+from difflab.report.page import external_references, run_wall_time
 from difflab.report.render import render_report
 from difflab.report.run_tables import write_run_tables
 from helpers.report_fixture import FACTS, REPO, TITLE, write_fixture_project
@@ -127,8 +127,20 @@ def test_page_names_renderer_run_and_reduced_profile_banner(rendered):
     assert f'Rendered by <span class="renderer">{description}</span>' in page
     header = page.split('<div class="page">')[0]
     assert "Profile</span> smoke" in header and "Fixture GPU 9000 (CUDA 12.8)" in header
+    assert "Wall time</span> 7 min 12 s" in header  # finished_utc - started_utc of the fixture manifest
     assert "Reduced profile" in header and "not the full experiment" in header
     assert paths["out"].stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("started, finished, expected", [
+    ("2026-01-02T03:04:05+00:00", "2026-01-02T03:04:50+00:00", "45 s"),
+    ("2026-01-02T03:04:05+00:00", "2026-01-02T05:04:05+00:00", "120 min 0 s"),
+    ("2026-01-02T03:04:05+00:00", None, None),
+    ("not a time", "2026-01-02T03:04:05+00:00", None),
+    ("2026-01-02T03:04:05+00:00", "2026-01-02T03:00:00+00:00", None),
+])
+def test_run_wall_time_is_finished_minus_started(started, finished, expected):
+    assert run_wall_time({"started_utc": started, "finished_utc": finished}) == expected
 
 
 def test_no_banner_for_the_default_profile(tmp_path):
@@ -303,7 +315,7 @@ def test_tables_command_writes_manifest_and_timings_tables(tmp_path):
     assert rows["git commit"] == "`0123456789abcdef0123456789abcdef01234567` (dirty: uncommitted changes)"
     assert rows["profile"] == "smoke" and rows["device"] == "Fixture GPU 9000" and rows["CUDA"] == "12.8"
     assert rows["config sha256"] == f"`{'f' * 64}`" and rows["seed"] == "180"
-    assert rows["started (UTC)"] == "2026-01-02T03:04:05+00:00" and rows["finished (UTC)"] == "not recorded"
+    assert rows["started (UTC)"] == "2026-01-02T03:04:05+00:00" and rows["finished (UTC)"] == "2026-01-02T03:11:17+00:00"
     assert rows["package torch"] == "2.14.1" and rows["package numpy"] == "2.3.0"
     assert "{#tbl-manifest}" in manifest and f'"title": "{TITLE}"' in manifest
 

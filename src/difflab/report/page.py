@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -43,15 +44,29 @@ def _commit_text(manifest: dict, short: bool) -> str:
     return text + (" (dirty: uncommitted changes)" if manifest.get("git_dirty") else "")
 
 
+def run_wall_time(manifest: dict) -> str | None:
+    """The wall time of the Snakemake invocation that wrote the manifest (finished_utc - started_utc, ISO 8601
+    strings) as e.g. '7 min 12 s'; None when either is missing or unreadable, or the clock went backwards."""
+    try:
+        seconds = (datetime.fromisoformat(manifest["finished_utc"]) - datetime.fromisoformat(manifest["started_utc"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+    if seconds < 0:
+        return None
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
 def run_info_html(manifest: dict, source: Path) -> str:
-    """The block under the title: profile, device, commit, config hash, and the reduced-profile banner."""
+    """The block under the title: profile, device, the run's wall time (from snakemake's start to the manifest, the
+    last job before the render), commit, config hash, and the reduced-profile banner."""
     profile = _plain(_require(manifest, "profile", source))
     device = _plain(_require(manifest, "device", source))
     if manifest.get("cuda_version"):
         device += f" (CUDA {_plain(manifest['cuda_version'])})"
     commit = _commit_text(manifest, short=True)
-    fields = [("Profile", profile), ("Device", device), ("Commit", commit),
-              ("Config", _plain(manifest.get("config_sha256", "unknown"))[:12])]
+    fields = [("Profile", profile), ("Device", device), ("Wall time", run_wall_time(manifest) or "not recorded"),
+              ("Commit", commit), ("Config", _plain(manifest.get("config_sha256", "unknown"))[:12])]
     spans = "\n".join(f'<span class="run-field"><span class="run-key">{k}</span> {html.escape(v)}</span>' for k, v in fields)
     block = f'<div class="run-info">\n{spans}\n</div>\n'
     if profile != FULL_PROFILE:
