@@ -153,16 +153,16 @@ def test_bad_embedding_files_are_one_line_errors(tmp_path, content):
 
 def test_missing_weights_say_what_how_and_which_key(folder, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
-    assert missing_weights(MODEL, str(folder), "part_a.deepfloyd") == []
-    assert missing_weights(MODEL, str(folder), "part_a.deepfloyd", needs_text_encoder=True) == []
-    [line] = missing_weights(MODEL, "", "part_a.deepfloyd")
+    assert missing_weights(MODEL, str(folder), "part_a.deepfloyd.model_dir") == []
+    assert missing_weights(MODEL, str(folder), "part_a.deepfloyd.model_dir", needs_text_encoder=True) == []
+    [line] = missing_weights(MODEL, "", "part_a.deepfloyd.model_dir")
     assert "not in the Hugging Face cache" in line and "hf download DeepFloyd/IF-I-L-v1.0" in line
     assert "licence" in line and "'part_a.deepfloyd.model_dir'" in line and "\n" not in line
-    [line] = missing_weights(MODEL, str(tmp_path / "nowhere"), "part_a.deepfloyd")
+    [line] = missing_weights(MODEL, str(tmp_path / "nowhere"), "part_a.deepfloyd.model_dir")
     assert "folder not found" in line
     empty = tmp_path / "empty"
     (empty / "unet").mkdir(parents=True)
-    [line] = missing_weights(MODEL, str(empty), "part_a.deepfloyd")
+    [line] = missing_weights(MODEL, str(empty), "part_a.deepfloyd.model_dir")
     assert "lacks model_index.json, scheduler/scheduler_config.json, unet/config.json, unet/diffusion_pytorch_model" in line
     # the cache layout: refs/main names the snapshot
     repo = tmp_path / "cache" / "models--DeepFloyd--IF-I-L-v1.0"
@@ -170,8 +170,8 @@ def test_missing_weights_say_what_how_and_which_key(folder, tmp_path, monkeypatc
     (repo / "refs" / "main").write_text("abc123")
     (repo / "snapshots").mkdir()
     (repo / "snapshots" / "abc123").symlink_to(folder)
-    assert resolve_model_folder(MODEL, "", "part_a.deepfloyd") == repo / "snapshots" / "abc123"
-    assert missing_weights(MODEL, "", "part_a.deepfloyd") == []
+    assert resolve_model_folder(MODEL, "", "part_a.deepfloyd.model_dir") == repo / "snapshots" / "abc123"
+    assert missing_weights(MODEL, "", "part_a.deepfloyd.model_dir") == []
 
 
 def test_full_size_weights_need_cuda(tmp_path):

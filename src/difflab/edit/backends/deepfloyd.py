@@ -137,6 +137,8 @@ class DeepFloydDenoiser:
     """A Denoiser over DeepFloyd IF stage I (an IFPipeline's unet and scheduler) with a prompt-embedding dict."""
 
     value_range = (-1.0, 1.0)
+    image_shape = (3, 64, 64)  # stage I of every IF size; an instance takes its own from the UNet's sample_size
+    num_timesteps = 1000  # T of the IF schedulers; an instance takes its own from alphas_cumprod
 
     def __init__(self, pipe, embeds: dict[str, Tensor], device: torch.device, model_id: str = "",
                  embeds_file: str = "", null_prompt: str = "", batch_size: int = 16):
@@ -145,6 +147,7 @@ class DeepFloydDenoiser:
         self.device = torch.device(device)
         self.dtype = self.unet.dtype
         self.alphas_cumprod = pipe.scheduler.alphas_cumprod.to(self.device, torch.float32)
+        self.num_timesteps = int(self.alphas_cumprod.shape[0])
         size = self.unet.config.sample_size
         self.channels = int(self.unet.config.in_channels)
         self.image_shape = (self.channels, int(size), int(size))
@@ -166,7 +169,7 @@ class DeepFloydDenoiser:
         from diffusers import IFPipeline
 
         device = torch.device(device)
-        folder = resolve_model_folder(model_id, model_dir, KEY)
+        folder = resolve_model_folder(model_id, model_dir, f"{KEY}.model_dir")
         check_device(folder, device, model_id)
         pipe = _from_pretrained(IFPipeline, folder, device, text_encoder=None, tokenizer=None)
         return cls(place(pipe, device, cpu_offload), embeds, device, model_id, embeds_file, null_prompt)
@@ -220,7 +223,7 @@ class DeepFloydDenoiser:
             return None
         from diffusers import IFSuperResolutionPipeline
 
-        folder = resolve_model_folder(spec["model_id"], spec["model_dir"], f"{KEY}.stage_2")
+        folder = resolve_model_folder(spec["model_id"], spec["model_dir"], f"{KEY}.stage_2_dir")
         check_device(folder, self.device, spec["model_id"])
         pipe = place(_from_pretrained(IFSuperResolutionPipeline, folder, self.device, text_encoder=None, tokenizer=None),
                      self.device, bool(spec.get("cpu_offload")))

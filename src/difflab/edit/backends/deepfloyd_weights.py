@@ -56,17 +56,17 @@ def cached_snapshot(model_id: str, cache: Path | None = None) -> Path | None:
 def resolve_model_folder(model_id: str, model_dir: str, key: str) -> Path:
     """The folder to load: `model_dir` if given (it must exist), else the cached snapshot of `model_id`.
 
-    `key` is the config key prefix of the pair (e.g. 'part_a.deepfloyd'), named in the error. Raises DifflabError
-    with the download hint when neither exists."""
+    `key` is the config key that holds `model_dir` (e.g. 'part_a.deepfloyd.model_dir'), named in the error. Raises
+    DifflabError with the download hint when neither exists."""
     if model_dir:
         folder = Path(model_dir).expanduser()
         if not folder.is_dir():
-            raise DifflabError(f"config key '{key}.model_dir' = {model_dir!r}: folder not found; "
+            raise DifflabError(f"config key '{key}' = {model_dir!r}: folder not found; "
                                f"expected a diffusers folder of {model_id} ({download_hint(model_id, UNET_PATTERNS, key)})")
         return folder
     folder = cached_snapshot(model_id)
     if folder is None:
-        raise DifflabError(f"{model_id} is not in the Hugging Face cache {hub_cache()} and config key '{key}.model_dir' "
+        raise DifflabError(f"{model_id} is not in the Hugging Face cache {hub_cache()} and config key '{key}' "
                            f"is empty; {download_hint(model_id, UNET_PATTERNS, key)}")
     return folder
 
@@ -76,7 +76,7 @@ def download_hint(model_id: str, patterns: tuple[str, ...], key: str) -> str:
     include = " ".join(f"'{p}'" for p in patterns)
     return (f"accept the DeepFloyd IF licence at {LICENCE_PAGE} (non-commercial research use), log in with `hf auth login`, "
             f"then run `hf download {model_id} --include {include}` (fills the cache) or add `--local-dir <folder>` "
-            f"and set config key '{key}.model_dir' to that folder")
+            f"and set config key '{key}' to that folder")
 
 
 def missing_files(folder: Path, needed: tuple[str, ...]) -> list[str]:
@@ -102,7 +102,8 @@ def missing_weights(model_id: str, model_dir: str, key: str, needs_text_encoder:
     try:
         folder = resolve_model_folder(model_id, model_dir, key)
     except DifflabError as exc:
-        return [str(exc)]
+        text = " (with 'text_encoder/*' 'tokenizer/*' for the T5 prompt encoder)" if needs_text_encoder else ""
+        return [str(exc) + text]
     needed = UNET_FILES + (TEXT_FILES if needs_text_encoder else ())
     patterns = UNET_PATTERNS + (TEXT_PATTERNS if needs_text_encoder else ())
     missing = list(dict.fromkeys(missing_files(folder, needed)))
