@@ -185,6 +185,7 @@ class DeepFloydDenoiser:
         den = cls.load(spec["model_id"], spec["model_dir"], embeds, device, spec["cpu_offload"], spec["prompt_embeds"],
                        spec["null_prompt"])
         den.stage_2 = spec.get("stage_2") or None
+        den.spec = spec  # photos, masks and prompts the Part A experiments read (difflab.experiments.part_a.context)
         return den
 
     @torch.no_grad()
