@@ -23,6 +23,7 @@ include: "rules/common.smk"
 
 include: "rules/data.smk"
 include: "rules/models.smk"
+include: "rules/deepfloyd.smk"
 include: "rules/samples.smk"
 include: "rules/metrics.smk"
 include: "rules/experiments/part_a.smk"

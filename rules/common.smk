@@ -9,9 +9,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from difflab import DifflabError, settings
+from difflab.config import deepfloyd_weight_errors
 from difflab.workflow import (
     check_slurm_status_command,
     cuda_warning,
+    is_dry_run,
     missing_slurm_variables,
     preflight,
     set_aside_corrupt_checkpoints,
@@ -97,6 +99,11 @@ if workflow.is_main_process:
     for line in missing_slurm_variables(slurm_resources()):
         print(f"difflab: config error: {line}", file=sys.stderr)
         sys.exit(1)
+    if config["part_a"]["backend"] == "deepfloyd":  # weights on disk (never downloaded); a dry run only warns
+        for line in deepfloyd_weight_errors(config["part_a"]["deepfloyd"]):
+            print(f"difflab: {'warning (dry run)' if is_dry_run(workflow) else 'config error'}: {line}", file=sys.stderr)
+            if not is_dry_run(workflow):
+                sys.exit(1)
     for line in set_aside_corrupt_checkpoints("results"):
         print(f"difflab: {line}", file=sys.stderr)
     if config["profile"] == "default" and not slurm_resources():

@@ -1,6 +1,6 @@
 # Part A's experiments (CS180 project 5, Part A) over a Denoiser backend: one job per experiment, each writing
 # results/experiments/part_a/<name>/{result.npz,facts.json} and results/metrics/part_a_<name>.csv.
-# The mnist backend is the Part B class-conditioned UNet at its final epoch. Each job gets only the config keys
+# The mnist backend is the Part B class-conditioned UNet at its final epoch; deepfloyd loads results/models/deepfloyd/backend.json. Each job gets only the config keys
 # its settings class (difflab.settings.part_a) reads, so e.g. part_a.cfg_scale reruns only the guided experiments.
 
 PART_A_EXPERIMENTS = ["sampling", "forward", "blur", "one_step", "iterative", "benchmark", "samples", "cfg", "spacing",
@@ -15,6 +15,8 @@ def part_a_inputs(wildcards):
     inputs = {"data": MNIST, "classifier": CLASSIFIER}
     if config["part_a"]["backend"] == "mnist":
         inputs["checkpoint"] = final_checkpoint("class")
+    else:  # deepfloyd: the backend file (rules/deepfloyd.smk)
+        inputs["checkpoint"] = DEEPFLOYD_BACKEND
     if wildcards.experiment == "inpaint":  # mask images: a changed mask file reruns the job
         inputs["masks"] = [m for m in config["part_a"]["inpaint_masks"] if isinstance(m, str)]
     return inputs

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("difflab.commands.train:cli", "initialise a model or train it one more epoch (resumable chain)"),
     "sample": ("difflab.commands.samples:cli", "N samples of a DDPM checkpoint as an npz (for FID)"),
     "metrics": ("difflab.commands.metrics:cli", "train the MNIST classifier; FID, KID and class accuracy; tidy metric tables"),
+    "deepfloyd": ("difflab.commands.deepfloyd:cli", "DeepFloyd IF: T5 prompt embeddings (embed) and the backend file (backend)"),
     "parta": ("difflab.commands.part_a:cli", "Part A experiments (run) and their figures (figure) over a Denoiser backend"),
     "partb": ("difflab.commands.part_b:cli", "Part B experiments (run) and their figures (figure)"),
     "manifest": ("difflab.commands.manifest:cli", "write the run manifest (git, packages, device, config hash)"),

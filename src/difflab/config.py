@@ -109,6 +109,38 @@ def semantic_errors(config: dict, root: Path) -> list[str]:
     return lines
 
 
+def deepfloyd_weight_errors(d: dict) -> list[str]:
+    """part_a.deepfloyd: the stage I weights (with the T5 encoder when prompt_embeds is "") and, with stage_2 on, the
+    stage II weights must be on disk (model_dir or the Hugging Face cache); one line each naming what is missing,
+    how to get it and the config key (difflab.edit.backends.deepfloyd_weights; no torch). rules/common.smk runs it
+    in the main process: an error before any job, a warning in a dry run (which plans without weights)."""
+    from difflab.edit.backends.deepfloyd_weights import missing_weights
+
+    lines = missing_weights(d["model_id"], d["model_dir"], "part_a.deepfloyd.model_dir", needs_text_encoder=not d["prompt_embeds"])
+    if d["stage_2"]:
+        lines += missing_weights(d["stage_2_id"], d["stage_2_dir"], "part_a.deepfloyd.stage_2_dir")
+    return lines
+
+
+def deepfloyd_prompt_errors(config: dict) -> list[str]:
+    """With part_a.deepfloyd.prompt_embeds set, every prompt the config uses must be a key of that dict: one line
+    per missing prompt naming it and the file (T5 is never loaded then)."""
+    from difflab.commands.deepfloyd import config_prompts
+    from difflab.edit.backends.deepfloyd import load_prompt_embeds, missing_prompts
+    from difflab.settings import settings_class, settings_dict
+
+    path = config["part_a"]["deepfloyd"]["prompt_embeds"]
+    if config["part_a"]["backend"] != "deepfloyd" or not path:
+        return []
+    try:
+        embeds = load_prompt_embeds(path)
+    except DifflabError as exc:
+        return [f"config key 'part_a.deepfloyd.prompt_embeds': {exc}"]
+    prompts = config_prompts(settings_class("models.deepfloyd_embeds")(**settings_dict(config, "models.deepfloyd_embeds")))
+    return [f"prompt {p[:60]!r} (used by the config) is not in {path} (config key 'part_a.deepfloyd.prompt_embeds'); "
+            "add it to that dict or set the key to \"\" to encode every prompt with T5" for p in missing_prompts(prompts, embeds)]
+
+
 @functools.lru_cache(maxsize=4)
 def _load_schema(path: str, mtime_ns: int) -> dict:
     """The schema YAML, read once per file version (validation runs per Snakefile parse and per test example),
@@ -264,6 +296,17 @@ def blur_sigma_errors(name: str, sigmas: list, image_size: int) -> list[str]:
     return lines
 
 
+def backend_num_timesteps(config: dict) -> int:
+    """T of the Part A backend's schedule: part_b.ddpm.num_timesteps for mnist, the class attribute num_timesteps
+    otherwise (DeepFloyd IF: 1000)."""
+    if config["part_a"]["backend"] == "mnist":
+        return config["part_b"]["ddpm"]["num_timesteps"]
+    from difflab.edit.backends import BACKENDS
+
+    module_name, class_name = BACKENDS[config["part_a"]["backend"]].split(":")
+    return int(getattr(importlib.import_module(module_name), class_name).num_timesteps)
+
+
 def i_start_errors(config: dict) -> list[str]:
     """part_a.i_start and part_a.sdedit_i_starts: indices into the strided timesteps of A.1.4, checked by the
     job's own check (`difflab.sampler.check_i_start`, which the reverse loop runs) on the job's own
@@ -271,7 +314,7 @@ def i_start_errors(config: dict) -> list[str]:
     from difflab.edit.algorithms import denoising_timesteps
     from difflab.sampler import check_i_start
 
-    a, T = config["part_a"], config["part_b"]["ddpm"]["num_timesteps"]
+    a, T = config["part_a"], backend_num_timesteps(config)
     timesteps = denoising_timesteps(T, a["stride"])
     keys = [("i_start", a["i_start"])] + [(f"sdedit_i_starts[{j}]", i) for j, i in enumerate(a["sdedit_i_starts"])]
     lines = []
@@ -279,7 +322,7 @@ def i_start_errors(config: dict) -> list[str]:
         try:
             check_i_start(value, timesteps)
         except ValueError as exc:
-            lines.append(f"config key 'part_a.{key}' = {value}: {exc} (part_b.ddpm.num_timesteps = {T}, "
+            lines.append(f"config key 'part_a.{key}' = {value}: {exc} ({a['backend']} backend: T = {T}, "
                          f"part_a.stride = {a['stride']})")
     return lines
 
@@ -328,7 +371,8 @@ def limit_errors(config: dict) -> list[str]:
     return (hybrid_filter_errors(a, image_size) + blur_sigma_errors("part_a.blur_sigmas", a["blur_sigmas"], image_size)
             + blur_sigma_errors("part_b.denoiser.blur_sigmas", config["part_b"]["denoiser"]["blur_sigmas"],
                                 backend_image_shape("mnist")[-1])
-            + i_start_errors(config) + schedule + ([] if schedule else noise_level_errors(config)))
+            + i_start_errors(config) + schedule + ([] if schedule else noise_level_errors(config))
+            + deepfloyd_prompt_errors(config))
 
 
 def load_config(*paths: str | os.PathLike) -> dict[str, Any]:

@@ -66,6 +66,18 @@ def profile_and_cli_configfiles(argv: list[str]) -> tuple[list[Path], list[Path]
     return profiles, [Path(p) for p in from_profiles], [Path(p) for p in from_cli]
 
 
+def is_dry_run(workflow) -> bool:
+    """Whether this is `snakemake -n` (the executor is not chosen yet when the Snakefile is parsed, so the command
+    line is read with Snakemake's own parser); False outside Snakemake's CLI."""
+    argv = snakemake_cli_argv()
+    if argv is None:
+        return bool(getattr(workflow, "dryrun", False))
+    from snakemake.cli import get_argument_parser
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        return bool(get_argument_parser().parse_args(argv).dryrun)
+
+
 def _shown(path: Path) -> str:
     """A path relative to the working directory when it is below it."""
     try:

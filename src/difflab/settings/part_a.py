@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from difflab.settings import job
+from difflab.settings import job, other
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,3 +168,40 @@ class Illusions(_Job):
     cfg_scale: float
 
     timestep_spacing: str
+
+
+# --- the DeepFloyd IF backend (part_a.backend: deepfloyd) ----------------------------------------------------
+
+
+@job("models.deepfloyd_embeds", "part_a.deepfloyd")
+class DeepfloydEmbeds:
+    """T5 embeddings of every prompt the config uses (the job runs only when prompt_embeds is "")."""
+
+    device: str
+    model_id: str
+    model_dir: str
+    unconditional_prompt: str
+    null_prompt: str
+    sample_prompts: list = other("part_a.sample_prompts")
+    img2img_prompts: list = other("part_a.img2img_prompts")
+    anagrams: list = other("part_a.anagrams")
+    hybrids: list = other("part_a.hybrids")
+
+
+@job("models.deepfloyd_backend", "part_a.deepfloyd")
+class DeepfloydBackend:
+    """What every Part A job on this backend loads: results/models/deepfloyd/backend.json (the backend's 'checkpoint'),
+    so a change of any of these keys reruns the Part A jobs, and nothing else does."""
+
+    model_id: str
+    model_dir: str
+    prompt_embeds: str
+    cpu_offload: bool
+    unconditional_prompt: str
+    null_prompt: str
+    photos: list
+    photo_masks: list
+    stage_2: bool
+    stage_2_id: str
+    stage_2_dir: str
+    stage_2_steps: int

@@ -1,7 +1,7 @@
 """Denoiser backends: each wraps one model behind the `Denoiser` protocol.
 
-`load_backend(name, checkpoint, device)` builds one by its config name (`part_a.backend`). Only 'mnist' (Part B's
-class-conditioned UNet) ships here; a DeepFloyd IF backend registers itself in BACKENDS the same way.
+`load_backend(name, checkpoint, device)` builds one by its config name (`part_a.backend`). 'mnist' is Part B's
+class-conditioned UNet; 'deepfloyd' is DeepFloyd IF stage I through diffusers (imported only when it is loaded).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from difflab import DifflabError
 # config name -> "module:class" with a from_checkpoint(path, device) constructor
 BACKENDS: dict[str, str] = {
     "mnist": "difflab.edit.backends.mnist:MnistDenoiser",
+    "deepfloyd": "difflab.edit.backends.deepfloyd:DeepFloydDenoiser",  # checkpoint = results/models/deepfloyd/backend.json
 }
 
 

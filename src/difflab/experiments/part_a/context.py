@@ -36,6 +36,28 @@ class Context:
     data: str
     classifier_path: str
     _classifier: Any = None
+    backend: str = "mnist"  # config key part_a.backend
+
+    @property
+    def is_mnist(self) -> bool:
+        """Whether the backend is the MNIST one: inputs are MNIST digits and the MNIST classifier reads the outputs.
+        On other backends (deepfloyd) the test images are photos (`photos`) and classifier metrics are skipped."""
+        return self.backend == "mnist"
+
+    def photos(self) -> Tensor:
+        """The non-MNIST backend's test images (K, C, S, S) in its value range: skimage.data photos named by config
+        key part_a.deepfloyd.photos, resized on the short side and centre-cropped (difflab.edit.photos)."""
+        from difflab.edit.photos import skimage_photo
+
+        size = self.den.image_shape[-1]
+        return torch.cat([skimage_photo(name, size) for name in self.den.spec["photos"]]).to(self.den.device)
+
+    def content_conditions(self, labels: Tensor | None, n: int) -> Tensor:
+        """The conditions that ask for "a better version of this image": the digit each MNIST input shows, or on other
+        backends the unconditional prompt ("a high quality photo", spec A.1.3-A.1.7) for all n images."""
+        if labels is None:
+            return self.den.encode(self.den.spec["unconditional_prompt"]).expand(n, *([-1] * 2))
+        return self.digit_conditions(labels.tolist())
 
     @property
     def T(self) -> int:
@@ -78,7 +100,9 @@ class Context:
 
     def test_images(self, indices: list[int]) -> tuple[Tensor, Tensor]:
         """MNIST test images (K, 1, 28, 28) in [0, 1] and labels (K,) at `indices` (config key part_a.test_images);
-        an index out of range is a DifflabError naming it."""
+        an index out of range is a DifflabError naming it. Other backends: their `photos` and labels None."""
+        if not self.is_mnist:
+            return self.photos(), None
         images, labels = self.split("test")
         bad = [i for i in indices if not 0 <= i < len(images)]
         if bad:
@@ -89,7 +113,10 @@ class Context:
 
     def split(self, split: str) -> tuple[Tensor, Tensor]:
         """All images (N, 1, 28, 28) in [0, 1] and labels (N,) of one MNIST split ('train' | 'test'), on the backend's
-        device, from the one MNIST loader (difflab.data.mnist_tensors, hash-verified)."""
+        device, from the one MNIST loader (difflab.data.mnist_tensors, hash-verified). Other backends: the photos
+        (for the blur selection and the benchmark) and labels None."""
+        if not self.is_mnist:
+            return self.photos(), None
         from difflab.data import mnist_tensors
 
         return mnist_tensors(self.data, split, device=self.den.device)
@@ -105,6 +132,14 @@ class Context:
                 raise DifflabError(f"{self.classifier_path}: architecture is {arch!r}; expected 'classifier'")
             self._classifier = model
         return self._classifier
+
+    def read_digits(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """`classify` with the MNIST classifier; on other backends (photos) predictions -1 and confidences NaN, which
+        the metrics and the report show as n/a."""
+        if self.is_mnist:
+            return classify(self.classifier(), images)
+        n = images.shape[0]
+        return torch.full((n,), -1, dtype=torch.long), torch.full((n,), float("nan"))
 
     def clamp(self, x: Tensor) -> Tensor:
         """x clamped to the backend's value range (MNIST: [0, 1])."""
@@ -124,7 +159,7 @@ def load_context(experiment: str, settings, checkpoint: str, data: str, classifi
     den = load_backend(settings.backend, checkpoint, device)
     if hasattr(den, "batch_size"):
         den.batch_size = settings.batch_size
-    return Context(experiment, den, int(settings.seed), data, classifier)
+    return Context(experiment, den, int(settings.seed), data, classifier, backend=settings.backend)
 
 
 # --- shared measurements ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from torch import Tensor
 from difflab import DifflabError
 from difflab.edit import algorithms as A
 from difflab.edit import inputs
+from difflab.edit.photos import scaled_rectangle_mask
 from difflab.experiments.part_a.context import (
     Context,
     Result,
@@ -61,13 +62,13 @@ def _psnr_facts(psnr: list[float], starts: list[int], t_values: list[int]) -> di
 def sdedit(ctx: Context, s) -> SdeditResult:
     """1.7: SDEdit of MNIST test images guided by each image's label."""
     x0, labels = ctx.test_images(s.test_images)
-    outs, t_values = sdedit_series(ctx, s, x0, ctx.digit_conditions(labels.tolist()), "sdedit")
+    outs, t_values = sdedit_series(ctx, s, x0, ctx.content_conditions(labels, len(x0)), "sdedit")
     psnr = [mean_psnr(ctx, x, x0) for x in outs]
     metrics = [ctx.row(f"i_start={i}", "psnr_to_input_mean", v, len(s.test_images)) for i, v in zip(s.sdedit_i_starts, psnr)]
     facts = {"seed": ctx.seed, "cfg_scale": f"{s.cfg_scale:g}", "test_images": listed(s.test_images),
              **_psnr_facts(psnr, s.sdedit_i_starts, t_values)}
     return SdeditResult(metrics, facts, ctx.clamp(torch.cat(outs)), x0, list(s.sdedit_i_starts), t_values,
-                        [""] * len(s.test_images))
+                        [""] * len(x0))
 
 
 def sdedit_inputs(ctx: Context, s) -> SdeditResult:
@@ -144,17 +145,19 @@ def inpaint(ctx: Context, s) -> InpaintResult:
     """1.7.2: A.inpaint (RePaint-style) of each test image under each mask, part_a.num_samples samples, CFG towards
     the image's label. Random draws: ctx.generator(): the start eps, then per step z and the forward noise."""
     x0, labels = ctx.test_images(s.test_images)
-    masks = masks_of(ctx, s.inpaint_masks)
-    S, K, M = s.num_samples, len(s.test_images), len(masks)
+    mask_items = s.inpaint_masks if ctx.is_mnist else ctx.den.spec["photo_masks"]  # deepfloyd: 64 px rectangles
+    masks = masks_of(ctx, s.inpaint_masks) if ctx.is_mnist else [
+        scaled_rectangle_mask(r, ctx.den.image_shape).to(ctx.den.device) for r in mask_items]
+    S, K, M = s.num_samples, len(x0), len(masks)
     orig = x0.repeat_interleave(M * S, dim=0)  # batch order: image, mask, sample
     mask = torch.cat(masks).repeat_interleave(S, dim=0).repeat(K, 1, 1, 1)
-    cond = ctx.digit_conditions(labels.tolist()).repeat_interleave(M * S, dim=0)
+    cond = ctx.content_conditions(labels, K).repeat_interleave(M * S, dim=0)
     out = A.inpaint(ctx.den, orig, mask, ctx.timesteps(s.stride), cond, ctx.generator(), s.cfg_scale, desc="inpainting")
     kept_err = float(((out - orig).abs() * (1 - mask)).amax())
     hole_mse = float((((out - orig) ** 2) * mask).flatten(1).sum(1).div(mask.flatten(1).sum(1)).mean())
     metrics = [ctx.row("", "kept_region_max_abs_error", kept_err, K * M * S),
                ctx.row("", "hole_mse_to_original_mean", hole_mse, K * M * S)]
-    names = [_describe_mask(item) for item in s.inpaint_masks]
+    names = [_describe_mask(item) for item in mask_items]
     facts = {"seed": ctx.seed, "cfg_scale": f"{s.cfg_scale:g}", "test_images": listed(s.test_images), "num_samples": S,
              "masks": "; ".join(names), "kept_error": f"{kept_err:.1e}", "hole_mse": f"{hole_mse:.3f}"}
     return InpaintResult(metrics, facts, ctx.clamp(out), x0, torch.cat(masks), names)

@@ -63,9 +63,10 @@ def samples(ctx: Context, s) -> SamplesResult:
     Random draws: ctx.generator(): x_T, then one z per step."""
     S = s.num_samples
     g = ctx.generator()
-    x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.timesteps(s.stride, s.timestep_spacing), ctx.den.null_condition(S),
+    cond = ctx.den.null_condition(S) if ctx.is_mnist else ctx.content_conditions(None, S)  # "a high quality photo"
+    x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.timesteps(s.stride, s.timestep_spacing), cond,
                             g, desc="samples")
-    pred, conf = classify(ctx.classifier(), x)
+    pred, conf = ctx.read_digits(x)
     metrics = [ctx.row("", "classifier_confidence_mean", float(conf.mean()), S)]
     facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "stride": s.stride, "num_samples": S, "spacing": s.timestep_spacing, "read_as": listed(pred.tolist()),
              "confidence": f"{float(conf.mean()):.2f}"}

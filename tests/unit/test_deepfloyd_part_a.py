@@ -1,0 +1,71 @@
+"""Part A experiments on the DeepFloyd backend: the tiny IF-like pipeline (tests/helpers/deepfloyd_fixture.py) behind
+the backend file the DAG writes, run through the real `difflab parta run` code path on the CPU; and the photo inputs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from difflab import DifflabError
+from difflab.commands.deepfloyd import backend, config_prompts
+from difflab.commands.part_a import run
+from difflab.config import load_config
+from difflab.edit.photos import process_pil_im, scaled_rectangle_mask, skimage_photo
+from difflab.settings import from_json, settings_json
+from helpers.deepfloyd_fixture import SIZE, random_embeds, save_tiny_pipeline
+
+# the experiments that run on this backend so far (the others still read MNIST digits or the MNIST classifier)
+RUNNING = ["forward", "blur", "one_step", "iterative", "samples", "sdedit", "inpaint", "anagrams", "hybrids"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, root=None):
+    from conftest import ROOT
+
+    d = tmp_path_factory.mktemp("df")
+    folder = save_tiny_pipeline(d / "if", text=False)
+    cfg = load_config(ROOT / "config/config.yaml", ROOT / "config/deepfloyd.yaml", ROOT / "config/smoke.yaml")
+    a = cfg["part_a"]
+    a.update(backend="deepfloyd", sdedit_i_starts=[1, 5], num_samples=1, stride=100, i_start=3, blur_sigmas=[0.5, 1.0],
+             anagrams=a["anagrams"][:1], hybrids=a["hybrids"][:1])
+    cfg["device"] = "cpu"
+    embeds = random_embeds(config_prompts(from_json("models.deepfloyd_embeds", settings_json(cfg, "models.deepfloyd_embeds"))))
+    torch.save(embeds, d / "e.pt")
+    a["deepfloyd"].update(model_dir=str(folder), prompt_embeds=str(d / "e.pt"), stage_2=False)
+    backend(settings_json(cfg, "models.deepfloyd_backend"), str(d / "e.pt"), str(d / "backend.json"))
+    return cfg, d
+
+
+@pytest.mark.parametrize("name", RUNNING)
+def test_experiment_runs_on_the_tiny_pipeline(setup, name, one_thread):
+    cfg, d = setup
+    run(name, settings_json(cfg, f"part_a.{name}"), str(d / "backend.json"), "unused-mnist.npz", "unused-classifier.pt",
+        str(d / name), str(d / f"{name}.csv"))
+    facts = json.loads((d / name / "facts.json").read_text())
+    assert facts["backend"] == "deepfloyd" and facts["model_id"] == "DeepFloyd/IF-I-L-v1.0"
+    arrays = np.load(d / name / "result.npz")
+    images = [arrays[k] for k in arrays.files if arrays[k].ndim == 4]
+    assert images and all(x.shape[1:] == (3, SIZE, SIZE) and x.min() >= -1 and x.max() <= 1 for x in images)
+
+
+def test_process_pil_im_resizes_the_short_side_and_centre_crops():
+    im = np.zeros((40, 80, 3), np.uint8)
+    im[:, 20:60] = 255  # the centre 40 x 40 is white, the sides black
+    x = process_pil_im(Image.fromarray(im), 16)
+    assert x.shape == (1, 3, 16, 16) and x.dtype == torch.float32
+    assert x[..., 1:-1].min() > 0.99 and x.mean() > 0.7  # the crop keeps the white centre (+1); edges blend a little
+    photo = skimage_photo("astronaut", 64)
+    assert photo.shape == (1, 3, 64, 64) and photo.min() >= -1 and photo.max() <= 1 and photo.std() > 0.1
+    with pytest.raises(DifflabError, match="part_a.deepfloyd.photos"):
+        skimage_photo("no_such_image", 64)
+
+
+def test_the_campanile_mask_scales_with_the_image():
+    m64 = scaled_rectangle_mask([2, 20, 24, 42], (3, 64, 64))
+    assert m64[0, 0].nonzero().min(0).values.tolist() == [2, 24] and m64[0, 0].nonzero().max(0).values.tolist() == [19, 41]
+    m16 = scaled_rectangle_mask([2, 20, 24, 42], (3, 16, 16))
+    assert m16.sum() == 3 * 5 * 4  # rows round(0.5)..round(5) = 0..4, columns 6..round(10.5) = 6..9
+    with pytest.raises(DifflabError, match="covers nothing"):
+        scaled_rectangle_mask([0, 1, 0, 1], (3, 16, 16))
