@@ -28,7 +28,8 @@ FACT_NAME = re.compile(r"[a-z0-9_]+")
 @dataclass
 class Context:
     """One experiment's inputs. `den` is a Denoiser (difflab.edit.denoiser); `data` the verified MNIST cache
-    (results/data/mnist.npz); `classifier_path` the Part B MNIST classifier checkpoint."""
+    (results/data/mnist.npz); `classifier_path` the Part B MNIST classifier checkpoint; `hybrid_sweep` the hybrid
+    sweep's result.npz, read by the 1.9 jobs when part_a.hybrid_sigma_choice is 'best' (else None)."""
 
     experiment: str
     den: Any
@@ -36,6 +37,7 @@ class Context:
     data: str
     classifier_path: str
     _classifier: Any = None
+    hybrid_sweep: str | None = None
 
     @property
     def T(self) -> int:
@@ -117,14 +119,15 @@ class Context:
                 "parameter": parameter, "metric": metric, "value": float(value), "n": n, "extractor": ""}
 
 
-def load_context(experiment: str, settings, checkpoint: str, data: str, classifier: str, device: torch.device) -> Context:
+def load_context(experiment: str, settings, checkpoint: str, data: str, classifier: str, device: torch.device,
+                 hybrid_sweep: str | None = None) -> Context:
     """Load the backend named by `settings.backend` from `checkpoint` on `device` and set its batch size."""
     from difflab.edit.backends import load_backend
 
     den = load_backend(settings.backend, checkpoint, device)
     if hasattr(den, "batch_size"):
         den.batch_size = settings.batch_size
-    return Context(experiment, den, int(settings.seed), data, classifier)
+    return Context(experiment, den, int(settings.seed), data, classifier, hybrid_sweep=hybrid_sweep)
 
 
 # --- shared measurements ------------------------------------------------------------------------------------
