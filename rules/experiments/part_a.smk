@@ -4,7 +4,9 @@
 # its settings class (difflab.settings.part_a) reads, so e.g. part_a.cfg_scale reruns only the guided experiments.
 
 PART_A_EXPERIMENTS = ["sampling", "forward", "blur", "one_step", "iterative", "benchmark", "samples", "cfg", "spacing",
-                      "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids", "illusions"]
+                      "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids", "illusions",
+                      "hybrid_sweep"]
+HYBRID_SWEEP = "results/experiments/part_a/hybrid_sweep/result.npz"
 
 
 def part_a_settings(wildcards):
@@ -19,7 +21,13 @@ def part_a_inputs(wildcards):
         inputs["checkpoint"] = DEEPFLOYD_BACKEND
     if wildcards.experiment == "inpaint":  # mask images: a changed mask file reruns the job
         inputs["masks"] = [m for m in config["part_a"]["inpaint_masks"] if isinstance(m, str)]
+    if wildcards.experiment in ("hybrids", "illusions") and config["part_a"]["hybrid_sigma_choice"] == "best":
+        inputs["hybrid_sweep"] = HYBRID_SWEEP  # the 1.9 sigma is the sweep's best
     return inputs
+
+
+def part_a_extra_args(wildcards, input):
+    return f"--hybrid-sweep {input.hybrid_sweep}" if "hybrid_sweep" in input.keys() else ""
 
 
 rule part_a:
@@ -34,6 +42,7 @@ rule part_a:
     params:
         settings=part_a_settings,
         out_dir="results/experiments/part_a/{experiment}",
+        extra=part_a_extra_args,
     log:
         "results/logs/experiments/part_a/{experiment}.log",
     benchmark:
@@ -44,4 +53,4 @@ rule part_a:
     shell:
         "{DIFFLAB} parta run {wildcards.experiment} --settings {params.settings:q} --checkpoint {input.checkpoint}"
         " --data {input.data} --classifier {input.classifier} --out-dir {params.out_dir}"
-        " --metrics-out {output.metrics} > {log} 2>&1"
+        " --metrics-out {output.metrics} {params.extra} > {log} 2>&1"

@@ -257,6 +257,35 @@ def hybrid_filter_errors(a: dict, image_size: int) -> list[str]:
             f"{image_size} px) cannot be applied ({why})"]
 
 
+def hybrid_sweep_errors(a: dict, image_size: int) -> list[str]:
+    """part_a.hybrid_sigmas and a numeric part_a.hybrid_sigma_choice: each sigma's low-pass and high-pass as the jobs
+    build them (`difflab.experiments.part_a.illusions.kernel_follows_sigma`: the kernel follows sigma at the ratio
+    hybrid_kernel_size / hybrid_sigma) on a probe image of the backend's size. Checked only when the writeup's own
+    filter passes (hybrid_filter_errors)."""
+    import torch
+
+    from difflab.edit import algorithms as A
+    from difflab.experiments.part_a.illusions import kernel_follows_sigma
+
+    probe = torch.ones(1, 1, image_size, image_size)
+
+    def failure(sigma: float) -> str | None:
+        def run():
+            k, scaled = kernel_follows_sigma(sigma, a["hybrid_kernel_size"], a["hybrid_sigma"], image_size,
+                                             a["hybrid_reference_size"])
+            return A.lowpass(probe, k, scaled) + A.highpass(probe, k, scaled)
+        return filter_failure(run)
+
+    keyed = [(f"part_a.hybrid_sigmas[{i}]", s) for i, s in enumerate(a["hybrid_sigmas"])]
+    if a["hybrid_sigma_choice"] != "best":
+        keyed.append(("part_a.hybrid_sigma_choice", a["hybrid_sigma_choice"]))
+    ratio = a["hybrid_kernel_size"] / a["hybrid_sigma"]
+    return [f"config key '{key}' = {sigma!r}: its Gaussian low-pass (kernel {ratio:.3g} sigma at "
+            f"{a['hybrid_reference_size']} px, from hybrid_kernel_size / hybrid_sigma) cannot be applied to the "
+            f"{image_size} px images ({why}); expected a sigma whose kernel fits the image"
+            for key, sigma in keyed if (why := failure(sigma)) is not None]
+
+
 def blur_sigma_errors(name: str, sigmas: list, image_size: int) -> list[str]:
     """A list of blur candidates (config key `name`: part_a.blur_sigmas, part_b.denoiser.blur_sigmas): each
     sigma's Gaussian blur (A.1.2, `blur_denoise`, kernel `gaussian_kernel_size`) on a probe image of the image
@@ -368,7 +397,9 @@ def limit_errors(config: dict) -> list[str]:
     a = config["part_a"]
     image_size = backend_image_shape(a["backend"])[-1]
     schedule = schedule_errors(config)
-    return (hybrid_filter_errors(a, image_size) + blur_sigma_errors("part_a.blur_sigmas", a["blur_sigmas"], image_size)
+    hybrid = hybrid_filter_errors(a, image_size)
+    hybrid = hybrid or hybrid_sweep_errors(a, image_size)
+    return (hybrid + blur_sigma_errors("part_a.blur_sigmas", a["blur_sigmas"], image_size)
             + blur_sigma_errors("part_b.denoiser.blur_sigmas", config["part_b"]["denoiser"]["blur_sigmas"],
                                 backend_image_shape("mnist")[-1])
             + i_start_errors(config) + schedule + ([] if schedule else noise_level_errors(config))

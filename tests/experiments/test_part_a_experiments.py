@@ -78,6 +78,11 @@ def run(lab, name: str, **change) -> tuple[int, Path]:
     argv = ["parta", "run", name, "--settings", settings_text(lab, name, **change), "--checkpoint", str(tmp / "epoch_2.pt"),
             "--data", str(tmp / "mnist.npz"), "--classifier", str(tmp / "classifier.pt"), "--out-dir", str(out),
             "--metrics-out", str(tmp / "metrics" / f"part_a_{name}.csv")]
+    if name in ("hybrids", "illusions") and change.get("hybrid_sigma_choice", lab[1]["part_a"]["hybrid_sigma_choice"]) == "best":
+        sweep = tmp / "experiments" / "hybrid_sweep" / "result.npz"  # the rule's input: the sweep's best sigma
+        if not sweep.is_file():
+            assert run(lab, "hybrid_sweep")[0] == 0
+        argv += ["--hybrid-sweep", str(sweep)]
     return main(argv), out
 
 
@@ -201,7 +206,7 @@ def test_cfg_scale_is_read_only_by_the_guided_experiments():
 
     guided = {name for name in EXPERIMENTS if "part_a.cfg_scale" in config_keys(f"part_a.{name}").values()}
     assert guided == {"sampling", "cfg", "spacing", "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids",
-                      "illusions"}
+                      "illusions", "hybrid_sweep"}
 
 
 def test_every_variable_of_the_section_is_a_fact(lab, mnist_hashes):

@@ -88,6 +88,11 @@ def edited(path: str, value):
                                                       "noise level of the time-conditioned DDPM's schedule (T = 300"),
         ("part_b.denoiser.noise_levels", [0.5, float("nan")], "'part_b.denoiser.noise_levels[1]' = nan: expected a finite number"),
         ("part_a.hybrid_sigma", float("inf"), "'part_a.hybrid_sigma' = inf: expected a finite number"),
+        ("part_a.hybrid_sigmas", [2.0, 7.76], "'part_a.hybrid_sigmas[1]' = 7.76: its Gaussian low-pass (kernel 16.5 sigma "
+         "at 64 px, from hybrid_kernel_size / hybrid_sigma) cannot be applied to the 28 px images (ValueError: a 57 px"),
+        ("part_a.hybrid_sigma_choice", "good", "'part_a.hybrid_sigma_choice' = 'good': expected 'best' (the hybrid sweep's "
+         "best sigma) or a number > 0 (px at hybrid_reference_size)"),
+        ("part_a.hybrid_kernel_size", 43, "'part_a.hybrid_sigmas[5]' = 6.0: its Gaussian low-pass (kernel 21.5 sigma"),
         ("part_b.ddpm.beta_start", 1e-9, "'part_b.ddpm.num_timesteps' = 300: abar_0 = 1 - beta_start rounds to 1 in float32"),
         ("part_b.ddpm.beta_end", 0.9, "'part_b.ddpm.num_timesteps' = 300: abar_(T-1) underflows to 0 in float32"),
         ("part_b.ddpm.lerning_rate", 0.1, "'part_b.ddpm.lerning_rate' is unknown; allowed keys here: batch_size"),
@@ -107,7 +112,9 @@ def test_bad_values_name_the_key_and_what_is_allowed(path, value, expected):
     assert len(message.splitlines()) == 1
 
 
-@pytest.mark.parametrize("path,value", [("part_a.hybrid_kernel_size", 127), ("part_a.blur_sigmas", [9.0]),
+# hybrid_kernel_size 42: the largest whose kernel, following sigma (16.5 -> 21 sigma), still fits at the sweep's sigma 6
+@pytest.mark.parametrize("path,value", [("part_a.hybrid_kernel_size", 42), ("part_a.hybrid_sigmas", [7.75]),
+                                        ("part_a.hybrid_sigma_choice", 7.75), ("part_a.blur_sigmas", [9.0]),
                                         ("part_a.i_start", 29), ("part_b.denoiser.noise_levels", [0.0, 4.45])])
 def test_the_largest_values_that_run_are_accepted(path, value):
     validate_config(edited(path, value), SCHEMA, root=ROOT)

@@ -1,8 +1,8 @@
 """Property test: every combination of the limit keys that config validation accepts runs in the code, and every
 one it rejects for a limit fails there (Hypothesis over the schema's ranges).
 
-The keys: part_a.hybrid_kernel_size / hybrid_sigma / hybrid_reference_size (the scaled low- and high-pass of
-A.1.9), part_a.blur_sigmas (A.1.2's blur), part_a.stride / i_start / sdedit_i_starts with
+The keys: part_a.hybrid_kernel_size / hybrid_sigma / hybrid_reference_size / hybrid_sigmas / hybrid_sigma_choice
+(the scaled low- and high-pass of A.1.9 and of its sigma sweep), part_a.blur_sigmas (A.1.2's blur), part_a.stride / i_start / sdedit_i_starts with
 part_b.ddpm.num_timesteps (indices into the strided timesteps of A.1.4, A.1.7), part_b.ddpm.beta_start /
 beta_end / num_timesteps (a reverse chain over the ends of the schedule) and part_b.denoiser.noise_levels with the
 DDPM schedule (the OOD table's one-step DDPM). Each code path below is the one a job runs, on the
@@ -59,13 +59,22 @@ def runs(fn) -> bool:
 
 
 def hybrid_runs(a: dict) -> bool:
+    """The writeup's filter, then every sigma of the sweep and a numeric choice with the kernel following sigma
+    (illusions.kernel_follows_sigma), as the 1.9 jobs build them."""
+    from difflab.experiments.part_a.illusions import kernel_follows_sigma
+
     image = torch.rand(1, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(0))
 
     def apply():
         k, sigma = A.scale_blur_to_size(a["hybrid_kernel_size"], a["hybrid_sigma"], SIDE, a["hybrid_reference_size"])
         return A.lowpass(image, k, sigma) + A.highpass(image, k, sigma)
 
-    return runs(apply)
+    def apply_at(sigma_ref: float):
+        k, sigma = kernel_follows_sigma(sigma_ref, a["hybrid_kernel_size"], a["hybrid_sigma"], SIDE, a["hybrid_reference_size"])
+        return A.lowpass(image, k, sigma) + A.highpass(image, k, sigma)
+
+    choice = [] if a["hybrid_sigma_choice"] == "best" else [a["hybrid_sigma_choice"]]
+    return runs(apply) and all(runs(lambda s=s: apply_at(s)) for s in [*a["hybrid_sigmas"], *choice])
 
 
 def blur_runs(a: dict) -> bool:
@@ -112,6 +121,8 @@ def test_config_accepts_exactly_what_the_code_runs(data):
     a["hybrid_kernel_size"] = data.draw(st.integers(1, 255), "hybrid_kernel_size")
     a["hybrid_sigma"] = data.draw(positive, "hybrid_sigma")
     a["hybrid_reference_size"] = data.draw(st.one_of(st.integers(1, 128), st.integers(1, 10**9)), "hybrid_reference_size")
+    a["hybrid_sigmas"] = data.draw(st.lists(positive, min_size=1, max_size=3, unique=True), "hybrid_sigmas")
+    a["hybrid_sigma_choice"] = data.draw(st.one_of(st.just("best"), positive), "hybrid_sigma_choice")
     a["blur_sigmas"] = data.draw(st.lists(positive, min_size=1, max_size=3), "blur_sigmas")
     ddpm["num_timesteps"] = data.draw(st.one_of(st.integers(2, 400), st.integers(2, 10000)), "num_timesteps")
     ddpm["beta_start"], ddpm["beta_end"] = sorted(data.draw(st.tuples(open_unit, open_unit), "betas"))
@@ -159,6 +170,7 @@ def test_the_property_sees_both_outcomes():
     a = copy.deepcopy(BASE["part_a"])
     assert hybrid_runs(a) and blur_runs(a)
     assert not hybrid_runs({**a, "hybrid_kernel_size": 255})
+    assert not hybrid_runs({**a, "hybrid_sigmas": [2.0, 9.0]}) and not hybrid_runs({**a, "hybrid_sigma_choice": 9.0})
     assert not blur_runs({**a, "blur_sigmas": [9.5]})
     schedule = NoiseSchedule.linear(1e-4, 0.02, 300)
     assert not noise_levels_representable([4.46], schedule) and noise_levels_representable([4.45], schedule)

@@ -113,7 +113,7 @@ def test_every_chain_from_pure_noise_uses_the_configured_spacing(monkeypatch, sp
     sampling.samples(ctx, job_settings("part_a.samples", **common))
     sampling.cfg(ctx, job_settings("part_a.cfg", **common))
     illusions.anagrams(ctx, job_settings("part_a.anagrams", **common, anagrams=[["a 6", "a 9"]]))
-    illusions.hybrids(ctx, job_settings("part_a.hybrids", **common, hybrids=[["a 0", "a 1"]]))
+    illusions.hybrids(ctx, job_settings("part_a.hybrids", **common, hybrids=[["a 0", "a 1"]], hybrid_sigma_choice=2.0))
     assert starts == [(first, 30)] * 4
     starts.clear()
     sampling.sampling(ctx, job_settings("part_a.sampling", timestep_spacing=spacing, num_samples=2,

@@ -161,7 +161,8 @@ def test_a_second_run_while_one_runs_is_refused_by_the_lock(second_smoke_run):
 
 # Precise reruns: after the finished smoke run, each edit plans exactly these rules (dry runs; nothing runs).
 REPORT_STAGE = {"report_variables", "manifest", "run_tables", "report"}
-GUIDED = {"sampling", "cfg", "spacing", "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids", "illusions"}
+GUIDED = {"sampling", "cfg", "spacing", "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids", "illusions",
+          "hybrid_sweep"}
 
 
 def test_rerun_after_gif_frames_is_the_gif_and_the_report(smoke_run):

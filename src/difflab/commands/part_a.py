@@ -2,6 +2,7 @@
 
     parta run <name> --settings JSON --checkpoint CKPT --data MNIST --classifier CLF
                      --out-dir results/experiments/part_a/<name> --metrics-out results/metrics/part_a_<name>.csv
+                     [--hybrid-sweep results/experiments/part_a/hybrid_sweep/result.npz]
     parta figure <name> --result-dir results/experiments/part_a/<name> --out-dir results/figures/part_a/<name>
 
 `run` computes (difflab.experiments.part_a) and writes result.npz, facts.json and the metrics CSV; `figure` draws
@@ -25,8 +26,10 @@ def experiment_names() -> list[str]:
     return [name.split(".", 1)[1] for name in JOBS if name.startswith("part_a.")]
 
 
-def run(name: str, settings_text: str, checkpoint: str, data: str, classifier: str, out_dir: str, metrics_out: str) -> None:
-    """Run experiment `name` with its settings JSON (the job's settings class) and write its result files."""
+def run(name: str, settings_text: str, checkpoint: str, data: str, classifier: str, out_dir: str, metrics_out: str,
+        hybrid_sweep: str | None = None) -> None:
+    """Run experiment `name` with its settings JSON (the job's settings class) and write its result files;
+    hybrid_sweep: the hybrid sweep's result.npz (hybrids, illusions with part_a.hybrid_sigma_choice 'best')."""
     import torch
 
     from difflab.experiments.part_a import EXPERIMENTS
@@ -36,7 +39,7 @@ def run(name: str, settings_text: str, checkpoint: str, data: str, classifier: s
 
     settings = from_json(f"part_a.{name}", settings_text)
     device, _ = start_job(settings.device, settings.seed)
-    ctx = load_context(name, settings, checkpoint, data, classifier, device)
+    ctx = load_context(name, settings, checkpoint, data, classifier, device, hybrid_sweep)
     log(f"{name}: backend {settings.backend}, checkpoint {checkpoint} (epoch {ctx.epoch}), T = {ctx.T}, device {device}")
     with torch.no_grad():
         result = EXPERIMENTS[name](ctx, settings)
@@ -58,13 +61,15 @@ def cli(argv: list[str]) -> None:
     p.add_argument("--classifier", required=True, help="the Part B MNIST classifier checkpoint")
     p.add_argument("--out-dir", required=True, help="results/experiments/part_a/<name>")
     p.add_argument("--metrics-out", required=True, help="results/metrics/part_a_<name>.csv")
+    p.add_argument("--hybrid-sweep", help="the hybrid sweep's result.npz: the 1.9 sigma when part_a.hybrid_sigma_choice is best")
     f = verbs.add_parser("figure", help="draw one experiment's figures from its result files")
     f.add_argument("name", choices=names)
     f.add_argument("--result-dir", required=True, help="results/experiments/part_a/<name>")
     f.add_argument("--out-dir", required=True, help="results/figures/part_a/<name>")
     args = parser.parse_args(argv)
     if args.verb == "run":
-        run(args.name, args.settings, args.checkpoint, args.data, args.classifier, args.out_dir, args.metrics_out)
+        run(args.name, args.settings, args.checkpoint, args.data, args.classifier, args.out_dir, args.metrics_out,
+            args.hybrid_sweep)
     else:
         from difflab.figures.part_a import draw
 

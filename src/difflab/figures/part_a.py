@@ -1,5 +1,5 @@
 """Part A's figures and tables, drawn only from each experiment's result files (result.npz, facts.json):
-image grids (PNG), the benchmark and illusion plots, and the two pipe tables the report includes.
+image grids (PNG), the benchmark, illusion and hybrid-sweep plots, and the pipe tables the report includes.
 
 Uses numpy, matplotlib and PIL only (no torch). `draw(name, result_dir, out_dir)` writes
 out_dir/<name>*.png (and <name>.md for tables); the report section report/sections/part_a.qmd names the files.
@@ -206,10 +206,46 @@ def illusions(r, facts, out: Path) -> None:
     write_text(out / "illusions.md", "\n".join(lines) + "\n")
 
 
+def hybrid_sweep(r, facts, out: Path) -> None:
+    """hybrid_sweep.png: success (both views read as intended) against the low-pass sigma at the image size, one line
+    per pair and the mean, the sigma the 1.9 figures use marked; hybrid_sweep.md: the same numbers as a pipe table."""
+    import matplotlib.pyplot as plt
+
+    sigmas, scaled, kernels = r["sigmas"], r["scaled_sigmas"], r["kernel_sizes"]
+    rates, mean, pairs = r["rates"], r["mean_both"], [tuple(p) for p in r["pairs"]]
+    used = float(r["used_sigma"]) * facts["image_size"] / facts["reference_size"]  # px at the image size
+    writeup = int(r["writeup"])
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for j, (a, b) in enumerate(pairs):
+        ax.plot(scaled, 100 * rates[:, j, 2], marker="o", lw=1, alpha=0.8, label=f"{quoted(a)} / {quoted(b)}")
+    ax.plot(scaled, 100 * mean, marker="s", lw=2.5, color="black", label="mean")
+    ax.axvline(used, color="tab:red", ls="--", lw=1.2, label=f"used: σ = {used:.3g} px")
+    ax.axvline(float(scaled[writeup]), color="gray", ls=":", lw=1.2, label=f"writeup's σ = {float(scaled[writeup]):.3g} px")
+    ax.set_xlabel(f"low-pass σ (px at {facts['image_size']} px)")
+    ax.set_ylabel("both views read as intended (%)")
+    ax.set_ylim(-3, 103)
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, out / "hybrid_sweep.png")
+    import pandas as pd
+
+    from difflab.metrics.tables import pipe_table
+
+    ref, size = facts["reference_size"], facts["image_size"]
+    columns = {f"σ at {ref} px": [f"{v:g}" for v in sigmas], f"σ at {size} px": [f"{v:.3g}" for v in scaled],
+               "kernel (px)": [f"{int(k)}" for k in kernels]}
+    for j, (a, b) in enumerate(pairs):
+        columns[f"{quoted(a)} / {quoted(b)}"] = [f"{100 * v:.0f}%" for v in rates[:, j, 2]]
+    columns["mean"] = [f"{100 * v:.0f}%" for v in mean]
+    write_text(out / "hybrid_sweep.md", pipe_table(pd.DataFrame(columns)) + "\n")
+
+
 FIGURES: dict[str, Callable] = {
     "sampling": sampling, "forward": forward, "blur": blur, "one_step": one_step, "iterative": iterative,
     "benchmark": benchmark, "samples": samples, "cfg": cfg, "spacing": spacing, "sdedit": sdedit, "sdedit_inputs": sdedit_inputs,
     "inpaint": inpaint, "img2img": img2img, "anagrams": anagrams, "hybrids": hybrids, "illusions": illusions,
+    "hybrid_sweep": hybrid_sweep,
 }
 
 

@@ -149,6 +149,8 @@ class Hybrids(_Job):
     hybrid_kernel_size: int
     hybrid_sigma: float
     hybrid_reference_size: int
+    hybrid_sigmas: list  # with hybrid_sigma_choice 'best': the sweep's sigmas, to read its choice
+    hybrid_sigma_choice: str | float
     num_samples: int
     stride: int
     cfg_scale: float
@@ -163,10 +165,28 @@ class Illusions(_Job):
     hybrid_kernel_size: int
     hybrid_sigma: float
     hybrid_reference_size: int
+    hybrid_sigmas: list
+    hybrid_sigma_choice: str | float
     illusion_num_seeds: int
     stride: int
     cfg_scale: float
 
+    timestep_spacing: str
+
+
+@job("part_a.hybrid_sweep", "part_a")
+class HybridSweep(_Job):
+    """1.9's low-pass sigma against hybrid success read by the classifier (the sigma the 1.9 figures use)."""
+
+    hybrids: list
+    hybrid_kernel_size: int
+    hybrid_sigma: float
+    hybrid_reference_size: int
+    hybrid_sigmas: list
+    hybrid_sigma_choice: str | float
+    illusion_num_seeds: int
+    stride: int
+    cfg_scale: float
     timestep_spacing: str
 
 

@@ -29,5 +29,6 @@ EXPERIMENTS = {
     "img2img": editing.img2img,  # 1.7.3
     "anagrams": illusions.anagrams,  # 1.8
     "hybrids": illusions.hybrids,  # 1.9
+    "hybrid_sweep": illusions.hybrid_sweep,  # 1.9's low-pass sigma against hybrid success (the sigma 1.9 uses)
     "illusions": illusions.illusions,  # success rates read by the classifier
 }

@@ -28,7 +28,8 @@ FACT_NAME = re.compile(r"[a-z0-9_]+")
 @dataclass
 class Context:
     """One experiment's inputs. `den` is a Denoiser (difflab.edit.denoiser); `data` the verified MNIST cache
-    (results/data/mnist.npz); `classifier_path` the Part B MNIST classifier checkpoint."""
+    (results/data/mnist.npz); `classifier_path` the Part B MNIST classifier checkpoint; `hybrid_sweep` the hybrid
+    sweep's result.npz, read by the 1.9 jobs when part_a.hybrid_sigma_choice is 'best' (else None)."""
 
     experiment: str
     den: Any
@@ -37,6 +38,7 @@ class Context:
     classifier_path: str
     _classifier: Any = None
     backend: str = "mnist"  # config key part_a.backend
+    hybrid_sweep: str | None = None
 
     @property
     def is_mnist(self) -> bool:
@@ -152,14 +154,16 @@ class Context:
                 "parameter": parameter, "metric": metric, "value": float(value), "n": n, "extractor": ""}
 
 
-def load_context(experiment: str, settings, checkpoint: str, data: str, classifier: str, device: torch.device) -> Context:
+def load_context(experiment: str, settings, checkpoint: str, data: str, classifier: str, device: torch.device,
+                 hybrid_sweep: str | None = None) -> Context:
     """Load the backend named by `settings.backend` from `checkpoint` on `device` and set its batch size."""
     from difflab.edit.backends import load_backend
 
     den = load_backend(settings.backend, checkpoint, device)
     if hasattr(den, "batch_size"):
         den.batch_size = settings.batch_size
-    return Context(experiment, den, int(settings.seed), data, classifier, backend=settings.backend)
+    return Context(experiment, den, int(settings.seed), data, classifier, backend=settings.backend,
+                   hybrid_sweep=hybrid_sweep)
 
 
 # --- shared measurements ------------------------------------------------------------------------------------

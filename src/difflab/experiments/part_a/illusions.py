@@ -10,6 +10,7 @@ from torch import Tensor
 
 from difflab.edit import algorithms as A
 from difflab.edit import views as V
+from difflab import DifflabError
 from difflab.experiments.part_a.context import Context, Result, classify
 
 VIEW_WORDS = {"vertical": "a vertical flip", "rotate180": "a 180° rotation"}
@@ -21,10 +22,63 @@ def pair_conditions(ctx: Context, key: str, pairs: list) -> tuple[Tensor, Tensor
     return ctx.encode(key, [p[0] for p in pairs]), ctx.encode(key, [p[1] for p in pairs])
 
 
-def hybrid_filter(ctx: Context, s) -> tuple[int, float]:
-    """(kernel size, sigma) of the hybrids' Gaussian low-pass: part_a.hybrid_kernel_size and hybrid_sigma, given for
-    part_a.hybrid_reference_size pixels, rescaled to the backend's image size (A.scale_blur_to_size)."""
-    return A.scale_blur_to_size(s.hybrid_kernel_size, s.hybrid_sigma, ctx.den.image_shape[-1], s.hybrid_reference_size)
+def sweep_sigmas(s) -> list[float]:
+    """The low-pass sigmas the hybrid sweep measures, in px at part_a.hybrid_reference_size, ascending: the values of
+    part_a.hybrid_sigmas, with the writeup's part_a.hybrid_sigma always among them."""
+    return sorted({float(v) for v in s.hybrid_sigmas} | {float(s.hybrid_sigma)})
+
+
+def kernel_follows_sigma(sigma: float, kernel_size: int, writeup_sigma: float, image_size: int,
+                         reference_size: int) -> tuple[int, float]:
+    """(kernel size, sigma) in px at `image_size` of a Gaussian low-pass with std `sigma` px at `reference_size` px,
+    whose kernel keeps the writeup's ratio kernel_size / writeup_sigma (DeepFloyd: 33 px for sigma 2, i.e. 16.5 sigma):
+
+        kernel_ref(sigma) = kernel_size * sigma / writeup_sigma,
+
+    then both are rescaled to `image_size` by A.scale_blur_to_size (sigma' = sigma * image_size / reference_size,
+    kernel' = the odd integer nearest kernel_ref * image_size / reference_size, at least 3). So sigma = writeup_sigma
+    gives the writeup's own filter (15 px, sigma 0.875 at 28 px) and sigma 4 gives 29 px, sigma 1.75 at 28 px.
+    Raises OverflowError when kernel_ref overflows (a subnormal writeup_sigma); config validation reports that
+    (difflab.config.hybrid_sweep_errors)."""
+    return A.scale_blur_to_size(kernel_size * sigma / writeup_sigma, sigma, image_size, reference_size)
+
+
+def hybrid_filter(ctx: Context, s, sigma: float | None = None) -> tuple[int, float]:
+    """(kernel size, sigma) at the backend's image size of the hybrids' Gaussian low-pass with `sigma` px at
+    part_a.hybrid_reference_size (default: the writeup's part_a.hybrid_sigma); the kernel follows sigma at the ratio
+    part_a.hybrid_kernel_size / hybrid_sigma (kernel_follows_sigma)."""
+    sigma = s.hybrid_sigma if sigma is None else sigma
+    return kernel_follows_sigma(sigma, s.hybrid_kernel_size, s.hybrid_sigma, ctx.den.image_shape[-1],
+                                s.hybrid_reference_size)
+
+
+def select_sigma(sigmas: list[float], mean_success: list[float], writeup_sigma: float) -> int:
+    """The index of the sigma with the highest mean success rate; among ties (equal within 1e-9) the sigma nearest
+    the writeup's, then the smaller one. sigmas and mean_success: (S,), S >= 1. Raises ValueError if S = 0 or the
+    lengths differ."""
+    if not sigmas or len(sigmas) != len(mean_success):
+        raise ValueError(f"{len(sigmas)} sigmas but {len(mean_success)} success rates")
+    top = max(mean_success)
+    tied = [i for i, r in enumerate(mean_success) if abs(r - top) <= 1e-9]
+    return min(tied, key=lambda i: (abs(sigmas[i] - writeup_sigma), sigmas[i]))
+
+
+def chosen_sigma(ctx: Context, s) -> float:
+    """The low-pass sigma (px at part_a.hybrid_reference_size) of the 1.9 figures and the illusions table: the number
+    part_a.hybrid_sigma_choice, or for 'best' the sigma the hybrid sweep selected (select_sigma), read from its
+    result.npz at ctx.hybrid_sweep. Raises DifflabError when that file is not given or was computed for other sigmas."""
+    if s.hybrid_sigma_choice != "best":
+        return float(s.hybrid_sigma_choice)
+    if not ctx.hybrid_sweep:
+        raise DifflabError("config key 'part_a.hybrid_sigma_choice' = 'best' needs the part_a hybrid_sweep result "
+                           "(parta run --hybrid-sweep results/experiments/part_a/hybrid_sweep/result.npz)")
+    sigmas = sweep_sigmas(s)
+    with np.load(ctx.hybrid_sweep, allow_pickle=False) as sweep:
+        measured, best = sweep["sigmas"], int(sweep["best"])
+    if measured.shape != (len(sigmas),) or not np.allclose(measured, sigmas, rtol=1e-6, atol=0):
+        raise DifflabError(f"{ctx.hybrid_sweep}: the sweep measured sigmas {[float(v) for v in measured]}, but "
+                           f"part_a.hybrid_sigmas with hybrid_sigma is {sigmas}; rerun the part_a hybrid_sweep job")
+    return sigmas[best]
 
 
 def highpass_view(x: Tensor, k: int, sigma: float) -> Tensor:
@@ -45,11 +99,12 @@ def make_anagrams(ctx: Context, s, seeds: int, tag: str) -> Tensor:
                                s.cfg_scale, "mean", desc="anagrams")
 
 
-def make_hybrids(ctx: Context, s, seeds: int, tag: str) -> Tensor:
-    """All part_a.hybrids pairs x `seeds` samples, (len(pairs)*seeds, 1, 28, 28) order pair, seed.
-    Random draws: ctx.generator(tag): x_T, then one z per step."""
+def make_hybrids(ctx: Context, s, seeds: int, tag: str, sigma_ref: float) -> Tensor:
+    """All part_a.hybrids pairs x `seeds` samples, (len(pairs)*seeds, 1, 28, 28) order pair, seed, with the low-pass
+    of `sigma_ref` px at part_a.hybrid_reference_size (hybrid_filter).
+    Random draws: ctx.generator(tag): x_T, then one z per step (the same draws for every sigma)."""
     low, high = pair_conditions(ctx, "hybrids", s.hybrids)
-    k, sigma = hybrid_filter(ctx, s)
+    k, sigma = hybrid_filter(ctx, s, sigma_ref)
     g = ctx.generator(tag)
     x_T = A.pure_noise(ctx.den, len(s.hybrids) * seeds, g)
     conds = [low.repeat_interleave(seeds, 0), high.repeat_interleave(seeds, 0)]
@@ -90,13 +145,22 @@ class HybridsResult(Result):
     pairs: list
 
 
+def sigma_reason(s) -> str:
+    """Why the 1.9 figures use their sigma, in the report's words."""
+    return ("the best of the sweep (highest mean success rate; ties go to the sigma nearest the writeup's)"
+            if s.hybrid_sigma_choice == "best" else "set by part_a.hybrid_sigma_choice")
+
+
 def hybrids(ctx: Context, s) -> HybridsResult:
-    """1.9: eps = lowpass(eps_1) + highpass(eps_2) (views.hybrid_views, sum), filter from hybrid_filter."""
-    x = make_hybrids(ctx, s, s.num_samples, "hybrids")
-    k, sigma = hybrid_filter(ctx, s)
+    """1.9: eps = lowpass(eps_1) + highpass(eps_2) (views.hybrid_views, sum), with the low-pass sigma chosen_sigma and
+    its kernel from hybrid_filter."""
+    used = chosen_sigma(ctx, s)
+    x = make_hybrids(ctx, s, s.num_samples, "hybrids", used)
+    k, sigma = hybrid_filter(ctx, s, used)
     facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "cfg_scale": f"{s.cfg_scale:g}", "num_samples": s.num_samples,
              "num_pairs": len(s.hybrids), "pairs": ", ".join(_pair_text(s.hybrids)),
              "kernel_size": s.hybrid_kernel_size, "sigma": f"{s.hybrid_sigma:g}", "reference_size": s.hybrid_reference_size,
+             "used_sigma": f"{used:g}", "sigma_reason": sigma_reason(s),
              "scaled_kernel_size": k, "scaled_sigma": f"{sigma:.3g}", "image_size": ctx.den.image_shape[-1]}
     return HybridsResult([], facts, ctx.clamp(x), ctx.clamp(A.lowpass(x, k, sigma)), highpass_view(x, k, sigma),
                          [list(p) for p in s.hybrids])
@@ -120,13 +184,8 @@ def illusions(ctx: Context, s) -> IllusionsResult:
     rates, kinds, labels, views, metrics = [], [], [], [], []
 
     def score(kind: str, pairs, view1: Tensor, view2: Tensor, names: tuple[str, str]) -> None:
-        p1, _ = classify(model, view1)
-        p2, _ = classify(model, view2)
-        for j, (a, b) in enumerate(pairs):
-            d1, d2 = ctx.den.encode(a).argmax(dim=1).item(), ctx.den.encode(b).argmax(dim=1).item()
-            ok1 = (p1[j * N:(j + 1) * N] == d1).float()
-            ok2 = (p2[j * N:(j + 1) * N] == d2).float()
-            r = (float(ok1.mean()), float(ok2.mean()), float((ok1 * ok2).mean()))
+        for (a, b), counts in zip(pairs, success_counts(ctx, model, pairs, view1, view2, N)):
+            r = tuple(float(c) / N for c in counts)
             rates.append(r)
             kinds.append(kind)
             labels.append(f"“{a}” / “{b}”")
@@ -136,11 +195,88 @@ def illusions(ctx: Context, s) -> IllusionsResult:
 
     x = make_anagrams(ctx, s, N, "anagrams")
     score("anagram", s.anagrams, x, V.FLIPS[s.anagram_flip].view(x), ("upright", "flipped"))
-    x = make_hybrids(ctx, s, N, "hybrids")
-    k, sigma = hybrid_filter(ctx, s)
+    used = chosen_sigma(ctx, s)
+    x = make_hybrids(ctx, s, N, "hybrids", used)
+    k, sigma = hybrid_filter(ctx, s, used)
     score("hybrid", s.hybrids, A.lowpass(x, k, sigma), highpass_view(x, k, sigma), ("low-pass", "high-pass"))
     table = np.asarray(rates)
     mean_both = {kind: float(table[[k_ == kind for k_ in kinds], 2].mean()) for kind in ("anagram", "hybrid")}
     facts = {"seed": ctx.seed, "cfg_scale": f"{s.cfg_scale:g}", "num_seeds": N, "flip": FLIP_WORDS[s.anagram_flip],
-             "anagram_both": f"{100 * mean_both['anagram']:.0f}%", "hybrid_both": f"{100 * mean_both['hybrid']:.0f}%"}
+             "anagram_both": f"{100 * mean_both['anagram']:.0f}%", "hybrid_both": f"{100 * mean_both['hybrid']:.0f}%",
+             "hybrid_sigma": f"{used:g}", "hybrid_scaled_sigma": f"{sigma:.3g}"}
     return IllusionsResult(metrics, facts, table, kinds, labels, views)
+
+
+def success_counts(ctx: Context, model, pairs, view1: Tensor, view2: Tensor, seeds: int) -> np.ndarray:
+    """Success counts (J, 3) of J illusion pairs [p_1, p_2], `seeds` images per pair in order pair, seed: how many the
+    classifier reads as d_1 (p_1's digit) in view1, as d_2 in view2, and as both, i.e. n times
+    (1/n) sum_i [y(v_1(x_i)) = d_1] [y(v_2(x_i)) = d_2]. view1, view2: (J*seeds, 1, 28, 28) in [0, 1]."""
+    p1, _ = classify(model, view1)
+    p2, _ = classify(model, view2)
+    counts = []
+    for j, (a, b) in enumerate(pairs):
+        d1, d2 = ctx.den.encode(a).argmax(dim=1).item(), ctx.den.encode(b).argmax(dim=1).item()
+        ok1, ok2 = p1[j * seeds:(j + 1) * seeds] == d1, p2[j * seeds:(j + 1) * seeds] == d2
+        counts.append((int(ok1.sum()), int(ok2.sum()), int((ok1 & ok2).sum())))
+    return np.asarray(counts, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class HybridSweepResult(Result):
+    """sigmas: (S,) low-pass sigma in px at part_a.hybrid_reference_size, ascending; scaled_sigmas (S,) and
+    kernel_sizes (S,): the filter at the image size; rates: (S, J, 3) per sigma and pair, the share of seeds read as
+    intended in the low-pass, in the high-pass, in both; mean_both: (S,) the mean of the 'both' rate over pairs;
+    best: () index of the selected sigma (select_sigma); writeup: () index of part_a.hybrid_sigma; used_sigma: () the
+    sigma the 1.9 figures use (chosen_sigma: the best one, or part_a.hybrid_sigma_choice); pairs: (J, 2) prompts."""
+
+    sigmas: np.ndarray
+    scaled_sigmas: np.ndarray
+    kernel_sizes: np.ndarray
+    rates: np.ndarray
+    mean_both: np.ndarray
+    best: np.ndarray
+    writeup: np.ndarray
+    used_sigma: np.ndarray
+    pairs: list
+
+
+def hybrid_sweep(ctx: Context, s) -> HybridSweepResult:
+    """1.9's low-pass sigma against hybrid success: for every sigma of sweep_sigmas and every part_a.hybrids pair, the
+    rate over n = part_a.illusion_num_seeds seeds (1/n) sum_i [y(lowpass(x_i)) = d_1] [y(highpass_view(x_i)) = d_2],
+    as in the illusions table; then the best sigma by select_sigma. Random draws: ctx.generator('hybrids') afresh for
+    each sigma, so every sigma starts from the same x_T and z (common random numbers)."""
+    model, N, J = ctx.classifier(), s.illusion_num_seeds, len(s.hybrids)
+    sigmas = sweep_sigmas(s)
+    filters = [hybrid_filter(ctx, s, sigma) for sigma in sigmas]
+    counts = []
+    for sigma_ref, (k, sigma) in zip(sigmas, filters):
+        x = make_hybrids(ctx, s, N, "hybrids", sigma_ref)
+        counts.append(success_counts(ctx, model, s.hybrids, A.lowpass(x, k, sigma), highpass_view(x, k, sigma), N))
+    counts = np.stack(counts)  # (S, J, 3)
+    rates = counts / N
+    mean_both = counts[:, :, 2].sum(axis=1) / (J * N)
+    best = select_sigma(sigmas, [float(r) for r in mean_both], float(s.hybrid_sigma))
+    writeup = sigmas.index(float(s.hybrid_sigma))
+    used = sigmas[best] if s.hybrid_sigma_choice == "best" else float(s.hybrid_sigma_choice)
+    metrics = []
+    for i, sigma_ref in enumerate(sigmas):
+        for j, (a, b) in enumerate(s.hybrids):
+            for col, metric in enumerate(("low-pass_rate", "high-pass_rate", "both_rate")):
+                metrics.append(ctx.row(f"sigma={sigma_ref:g},hybrid={a}/{b}", metric, rates[i, j, col], N))
+        metrics.append(ctx.row(f"sigma={sigma_ref:g},hybrid=mean", "both_rate", mean_both[i], J * N))
+    image_size = ctx.den.image_shape[-1]
+    used_k, used_scaled = hybrid_filter(ctx, s, used)
+    facts = {"seed": ctx.seed, "cfg_scale": f"{s.cfg_scale:g}", "num_seeds": N, "num_pairs": J,
+             "pairs": ", ".join(_pair_text(s.hybrids)), "reference_size": s.hybrid_reference_size, "image_size": image_size,
+             "num_sigmas": len(sigmas), "sigmas": ", ".join(f"{v:g}" for v in sigmas),
+             "scaled_sigmas": ", ".join(f"{sg:.3g}" for _, sg in filters),
+             "kernel_ratio": f"{s.hybrid_kernel_size / s.hybrid_sigma:.3g}",
+             "best_sigma": f"{sigmas[best]:g}", "best_scaled_sigma": f"{filters[best][1]:.3g}",
+             "best_kernel_size": filters[best][0], "best_success": f"{100 * mean_both[best]:.0f}%",
+             "writeup_sigma": f"{sigmas[writeup]:g}", "writeup_scaled_sigma": f"{filters[writeup][1]:.3g}",
+             "writeup_kernel_size": filters[writeup][0], "writeup_success": f"{100 * mean_both[writeup]:.0f}%",
+             "used_sigma": f"{used:g}", "used_scaled_sigma": f"{used_scaled:.3g}", "used_kernel_size": used_k,
+             "sigma_reason": sigma_reason(s)}
+    return HybridSweepResult(metrics, facts, np.asarray(sigmas), np.asarray([sg for _, sg in filters]),
+                             np.asarray([k for k, _ in filters]), rates, mean_both, np.asarray(best), np.asarray(writeup),
+                             np.asarray(used), [list(p) for p in s.hybrids])
