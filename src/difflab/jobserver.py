@@ -1,10 +1,9 @@
 """Start-up paid once: a fork server for `python -m difflab <verb>` jobs (README "Start-up").
 
-Trade-off. Every Snakemake job stays its own job (so reruns stay precise: one job per experiment, epoch, figure),
-but on a local run its process no longer imports torch and difflab itself: one pre-warmed server process has
-imported them, and forks a child per job. The job's command line is unchanged; `python -m difflab` only forwards
-the call when `DIFFLAB_JOBSERVER=<socket path>` is set and the server answers, else runs in-process as before
-(Slurm and other executors, `DIFFLAB_JOBSERVER=off`, a dead server).
+Trade-off: every Snakemake job stays its own job (reruns stay precise), but on a local run its process no longer
+imports torch and difflab: one pre-warmed server has, and forks a child per job. `python -m difflab` forwards the
+call when DIFFLAB_JOBSERVER=<socket path> is set and the server answers, else runs in-process as before (Slurm
+and other executors, DIFFLAB_JOBSERVER=off, a dead server).
 
 Protocol (one Unix stream socket; one connection per job):
   1. The client connects and sends, in one sendmsg, an 8-byte header -- the big-endian length of the request --
@@ -12,10 +11,11 @@ Protocol (one Unix stream socket; one connection per job):
      "env": os.environ, "package": the client's difflab folder}. The header STOP (no descriptors) asks the
      server to stop.
   2. The server reads the header, forks, closes its copies of the descriptors. The child makes its own process
-     group, answers "pid <pid>\\n" (or "refuse\\n" when the client's difflab folder is not the server's: the
-     client then runs in-process), reads the request, dup2s the descriptors onto 0-2, chdirs, replaces os.environ
-     and sys.argv, applies the job's thread counts (torch, OpenBLAS) and runs difflab.cli.main(argv[1:]) as the
-     interpreter would: SystemExit codes, an uncaught exception -> traceback on stderr and status 1.
+     group, drops the server's exit handlers and finalizers, reads the request, answers "pid <pid>\\n" (or
+     "refuse\\n" when the client's difflab folder is not the server's: the client then runs in-process), dup2s
+     the descriptors onto 0-2, chdirs, replaces os.environ and sys.argv, applies the job's thread counts (torch,
+     OpenBLAS) and runs difflab.cli.main(argv[1:]) as the interpreter would: SystemExit codes, an uncaught
+     exception -> traceback on stderr and status 1.
   3. The child answers "exit <status>\\n" once its output is flushed; the server, on reaping it, answers
      "exit <status>" or "signal <n>" (a killed child). The client takes the first and exits the same way.
   Cancellation: the client forwards SIGINT, SIGTERM and SIGHUP to the child's process group (SIGINT gives the
@@ -84,11 +84,11 @@ def forward(argv: list[str]) -> int | None:
     if not first.startswith(b"pid "):
         return None  # refused, or the server died before it forked: nothing ran
     pid = int(first.split()[1])
-    for signum in CANCEL_SIGNALS:
-        signal.signal(signum, lambda signum, frame: _signal_group(pid, signum))
+    for signum in CANCEL_SIGNALS:  # the child is its process group's leader
+        signal.signal(signum, lambda signum, frame: _quietly(os.killpg, pid, signum))
     try:
         last = answers.readline().split()
-    except OSError:
+    except OSError:  # a reset connection: a lost job, as below
         last = []
     if len(last) == 2 and last[0] == b"exit":
         return int(last[1])
@@ -101,10 +101,11 @@ def forward(argv: list[str]) -> int | None:
     return 1
 
 
-def _signal_group(pid: int, signum: int) -> None:
+def _quietly(call, *args) -> None:
+    """call(*args), ignoring OSError (a process already gone, a connection already closed)."""
     try:
-        os.killpg(pid, signum)
-    except ProcessLookupError:
+        call(*args)
+    except OSError:
         pass
 
 
@@ -134,9 +135,8 @@ def socket_path(workdir: str) -> str:
 
     name = f"difflab-{os.getpid()}.sock"
     path = os.path.join(os.path.abspath(workdir), ".snakemake", name)
-    if len(path.encode()) > MAX_SOCKET_PATH:
-        path = os.path.join(tempfile.gettempdir(), f"{os.getuid()}-{name}")
-    return path
+    short = os.path.join(tempfile.gettempdir(), f"{os.getuid()}-{name}")
+    return path if len(path.encode()) <= MAX_SOCKET_PATH else short
 
 
 def start_server(workdir: str, executor: str | None) -> str | None:
@@ -150,11 +150,10 @@ def start_server(workdir: str, executor: str | None) -> str | None:
     if executor != "local" or ENV in os.environ:
         return None
     path = socket_path(workdir)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.join(workdir, ".snakemake"), exist_ok=True)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # no BLAS thread pool before fork; children set their own
-    log = open(os.path.join(workdir, ".snakemake", "difflab-jobserver.log"), "ab")
     command = [sys.executable, "-m", "difflab.jobserver", "serve", "--socket", path, "--parent", str(os.getpid())]
-    with log:
+    with open(os.path.join(workdir, ".snakemake", "difflab-jobserver.log"), "ab") as log:
         subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True)
     os.environ[ENV] = path
     return path
@@ -195,11 +194,9 @@ def serve(path: str, parent: int | None) -> None:
     if os.path.exists(path):
         os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)
-    try:
-        listener.bind(path)
-    finally:
-        os.umask(old_umask)
+    old_umask = os.umask(0o177)  # the socket file: 0600
+    listener.bind(path)
+    os.umask(old_umask)
     listener.listen(64)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -208,44 +205,34 @@ def serve(path: str, parent: int | None) -> None:
     selector.register(listener, selectors.EVENT_READ)
     jobs: dict[int, tuple[socket.socket, int]] = {}  # child pid -> (connection, pidfd)
     stoppers: list[socket.socket] = []
-    accepting = True
     try:
-        while accepting or jobs:
+        while listener.fileno() >= 0 or jobs:
             for key, _ in selector.select(timeout=1.0):
-                if key.fileobj is listener:
-                    conn, _ = listener.accept()
-                    pid = _start_job(conn, listener, jobs, stoppers)
-                    if pid == 0:
-                        accepting = False
-                        selector.unregister(listener)
-                    elif pid > 0:
-                        pidfd = os.pidfd_open(pid)
-                        jobs[pid] = (conn, pidfd)
-                        selector.register(pidfd, selectors.EVENT_READ, pid)
-                else:
+                if key.fileobj is not listener:
                     _reap(key.data, jobs, selector)
-            if accepting and parent is not None and not _alive(parent):
-                accepting = False
-                selector.unregister(listener)
-            if not accepting and listener.fileno() >= 0:
-                listener.close()
-                os.unlink(path)
+                    continue
+                conn = listener.accept()[0]
+                pid = _start_job(conn, listener, jobs, stoppers)
+                if pid == 0:
+                    _close(listener, path, selector)
+                elif pid > 0:
+                    jobs[pid] = (conn, os.pidfd_open(pid))
+                    selector.register(jobs[pid][1], selectors.EVENT_READ, pid)
+            if listener.fileno() >= 0 and parent is not None and not os.path.exists(f"/proc/{parent}"):
+                _close(listener, path, selector)
     finally:
-        if listener.fileno() >= 0:
-            listener.close()
-            os.unlink(path)
+        _close(listener, path, None)
         for conn in stoppers:
             conn.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+def _close(listener: socket.socket, path: str, selector) -> None:
+    """Stop accepting: no new job can connect once the socket file is gone."""
+    if listener.fileno() >= 0:
+        if selector is not None:
+            selector.unregister(listener)
+        listener.close()
+        os.unlink(path)
 
 
 def _start_job(conn: socket.socket, listener: socket.socket, jobs: dict, stoppers: list) -> int:
@@ -253,11 +240,11 @@ def _start_job(conn: socket.socket, listener: socket.socket, jobs: dict, stopper
     conn.settimeout(10.0)
     try:
         header, fds, _, _ = socket.recv_fds(conn, HEADER.size, 3)
-        while len(header) < HEADER.size and fds:
+        while header and len(header) < HEADER.size:
             more = conn.recv(HEADER.size - len(header))
+            header += more
             if not more:
                 break
-            header += more
     except OSError:
         header, fds = b"", []
     if header == STOP and not fds:
@@ -295,11 +282,8 @@ def _reap(pid: int, jobs: dict, selector) -> None:
     os.close(pidfd)
     _, wait_status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(wait_status)
-    try:
-        conn.sendall(f"exit {code}\n".encode() if code >= 0 else f"signal {-code}\n".encode())
-    except OSError:
-        pass  # the client has its status already, or is gone
-    conn.close()
+    _quietly(conn.sendall, f"exit {code}\n".encode() if code >= 0 else f"signal {-code}\n".encode())
+    conn.close()  # (the client may have its status from the child already, or be gone)
 
 
 # --- child ----------------------------------------------------------------------------------------------------
@@ -317,14 +301,8 @@ def _run_child(conn: socket.socket, fds: list[int], length: int) -> int:
     weakref.finalize._registered_with_atexit = False
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    payload = b""
     try:
-        while len(payload) < length:
-            chunk = conn.recv(min(1 << 20, length - len(payload)))
-            if not chunk:
-                return 1
-            payload += chunk
-        request = json.loads(payload)
+        request = json.loads(conn.recv(length, socket.MSG_WAITALL))
     except (OSError, ValueError):
         return 1
     if request.get("package") != package_dir():
@@ -346,14 +324,8 @@ def _run_child(conn: socket.socket, fds: list[int], length: int) -> int:
     status = _run_main(sys.argv[1:])
     finished.set()
     for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except OSError:
-            pass
-    try:
-        conn.sendall(f"exit {status}\n".encode())
-    except OSError:
-        pass
+        _quietly(stream.flush)
+    _quietly(conn.sendall, f"exit {status}\n".encode())
     return status
 
 
@@ -374,21 +346,15 @@ def _run_main(args: list[str]) -> int:
             return int(exc.code or 0) & 0xFF
         print(exc.code, file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except BaseException as exc:  # noqa: BLE001 -- what the interpreter does with an uncaught exception
         traceback.print_exc()
-        return 128 + signal.SIGINT
-    except BaseException:  # noqa: BLE001 -- what the interpreter does with an uncaught exception
-        traceback.print_exc()
-        return 1
+        return 128 + signal.SIGINT if isinstance(exc, KeyboardInterrupt) else 1
     return int(status or 0) & 0xFF
 
 
 def _kill_group_on_eof(conn: socket.socket, finished) -> None:
     """The client sends nothing after its request: EOF means it is gone, so the job must go too."""
-    try:
-        conn.recv(1)
-    except OSError:
-        pass
+    _quietly(conn.recv, 1)
     if not finished.is_set():
         os.killpg(0, signal.SIGKILL)
 
@@ -425,10 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, help="the Unix socket's path")
     parser.add_argument("--parent", type=int, help="exit when this process is gone (serve)")
     args = parser.parse_args(argv)
-    if args.action == "serve":
-        serve(args.socket, args.parent)
-        return 0
-    return 0 if stop_server(args.socket) else 1
+    return serve(args.socket, args.parent) or 0 if args.action == "serve" else int(not stop_server(args.socket))
 
 
 if __name__ == "__main__":
