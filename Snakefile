@@ -37,8 +37,13 @@ include: "rules/report.smk"
 
 
 onsuccess:
+    stop_jobserver()
     if Path("results/report/index.html").exists():
         print("difflab: report written to results/report/index.html")
+
+
+onerror:
+    stop_jobserver()
 
 
 # --- target rules ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from difflab import DifflabError, settings
 from difflab.config import deepfloyd_weight_errors
+from difflab.jobserver import start_server as start_jobserver, stop_from_snakefile as stop_jobserver
 from difflab.workflow import (
     check_slurm_status_command,
     cuda_warning,
@@ -119,5 +120,8 @@ onstart:
         except DifflabError as exc:
             print(f"difflab: slurm error: {exc}", file=sys.stderr)
             sys.exit(1)
+    # Local runs: one pre-warmed process forks every `python -m difflab` job (README "Start-up"; off with
+    # DIFFLAB_JOBSERVER=off); stopped by the Snakefile's onsuccess/onerror.
+    start_jobserver(".", workflow.executor_plugin.name if workflow.executor_plugin else None)
     Path("results/logs").mkdir(parents=True, exist_ok=True)
     Path("results/logs/run_started_utc.txt").write_text(datetime.now(timezone.utc).isoformat(timespec="seconds"))
