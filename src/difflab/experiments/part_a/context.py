@@ -36,6 +36,7 @@ class Context:
     data: str
     classifier_path: str
     _classifier: Any = None
+    ddim_eta: float | None = None  # the reverse loop's step: None = DDPM, a number = DDIM (config part_a.sampler)
 
     @property
     def T(self) -> int:
@@ -118,13 +119,16 @@ class Context:
 
 
 def load_context(experiment: str, settings, checkpoint: str, data: str, classifier: str, device: torch.device) -> Context:
-    """Load the backend named by `settings.backend` from `checkpoint` on `device` and set its batch size."""
+    """Load the backend named by `settings.backend` from `checkpoint` on `device` and set its batch size; jobs that
+    run the reverse loop also get their sampler (part_a.sampler, part_a.ddim_eta)."""
     from difflab.edit.backends import load_backend
+    from difflab.sampler import ddim_eta_of
 
     den = load_backend(settings.backend, checkpoint, device)
     if hasattr(den, "batch_size"):
         den.batch_size = settings.batch_size
-    return Context(experiment, den, int(settings.seed), data, classifier)
+    ddim_eta = ddim_eta_of(settings.sampler, settings.ddim_eta) if hasattr(settings, "sampler") else None
+    return Context(experiment, den, int(settings.seed), data, classifier, ddim_eta=ddim_eta)
 
 
 # --- shared measurements ------------------------------------------------------------------------------------
