@@ -12,6 +12,7 @@ Jobs (results/experiments/part_b/<name>/):
     cfg            one sample per digit for each guidance scale of part_b.ddpm.cfg_sweep
     time_steps     FID/KID and wall time per (sampler, step count) of the last time-conditioned checkpoint
     class_steps    the same plus class accuracy for the class-conditioned model at part_b.ddpm.guidance_scale
+    steps          both models' steps metrics in one table, plot and facts, from their CSVs (no key)
     cfg_tradeoff   FID and class accuracy per guidance scale, from the FID CSVs (reads no config key)
     fid            FID per evaluation epoch, the real-vs-real floor, classifier accuracy, from CSVs (no key)
     models         parameter count, width and training speed of every checkpoint (no key)
@@ -114,6 +115,11 @@ class TimeSteps:
 @job("part_b.class_steps", "part_b.steps")
 class ClassSteps(TimeSteps):
     guidance_scale: float = other("part_b.ddpm.guidance_scale")
+
+
+@job("part_b.steps", "part_b.steps")
+class Steps:
+    """Reads only the metric CSVs of time_steps and class_steps (its inputs); no config key."""
 
 
 @job("part_b.cfg_tradeoff", "part_b.fid")
