@@ -3,8 +3,7 @@
 # Each job gets only its own config keys (settings_json("part_b.<name>")), so a changed key reruns only the
 # jobs that read it: gif_frames -> part_b_gif only, blur_holdout -> part_b_ood only.
 
-PART_B_EXPERIMENTS = ["denoiser", "ood", "time_grids", "class_grids", "time_gif", "class_gif", "cfg", "cfg_tradeoff", "fid", "models",
-                      "time_steps", "class_steps", "steps"]
+PART_B_EXPERIMENTS = ["denoiser", "ood", "time_grids", "class_grids", "time_gif", "class_gif", "cfg", "cfg_tradeoff", "fid", "models", "time_steps", "class_steps", "steps"]
 
 
 def part_b_facts():

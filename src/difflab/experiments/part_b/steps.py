@@ -172,7 +172,10 @@ class StepsSummary:
     def facts(self) -> dict:
         counts = sorted(set(int(s) for s in self.steps))
         few, full = (counts[1] if len(counts) > 1 else counts[0]), counts[-1]
-        facts = {"n": int(self.n), "steps": number_list(counts), "few": few, "full": full, "extractor": self.extractor}
+        from difflab.metrics.extractors import fid_bias_note
+
+        facts = {"n": int(self.n), "steps": number_list(counts), "few": few, "full": full, "extractor": self.extractor,
+                 "fid_bias_note": fid_bias_note(int(self.n), self.extractor)}
         for model in ("time", "class"):
             for sampler in SAMPLERS:
                 for label, count in (("few", few), ("full", full)):
