@@ -81,7 +81,7 @@ def test_the_step_variance_is_eta_squared_times_the_posterior_variance():
 def test_loop_with_eta_one_equals_the_posterior_ddpm_loop_draw_for_draw():
     ts = strided_timesteps(T, 10) + [-1]
     x = torch.randn((2, 1, 8, 8), generator=torch.Generator().manual_seed(3))
-    noise_fn = lambda x_t, t: (0.1 * x_t + 0.01 * t, None)  # noqa: E731
+    noise_fn = lambda x_t, t: (0.1 * x_t + 0.01 * t, None)
     ddpm = reverse(x, ts, SCHEDULE, noise_fn, torch.Generator().manual_seed(4), "posterior")
     ddim = reverse(x, ts, SCHEDULE, noise_fn, torch.Generator().manual_seed(4), "beta", ddim_eta=1.0)
     assert torch.allclose(ddim, ddpm, atol=1e-5)

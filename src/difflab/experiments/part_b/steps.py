@@ -170,7 +170,7 @@ class StepsSummary:
         return float(getattr(self, metric)[hit][0])
 
     def facts(self) -> dict:
-        counts = sorted(set(int(s) for s in self.steps))
+        counts = sorted({int(s) for s in self.steps})
         few, full = (counts[1] if len(counts) > 1 else counts[0]), counts[-1]
         from difflab.metrics.extractors import fid_bias_note
 
