@@ -3,7 +3,7 @@
 # Each job gets only its own config keys (settings_json("part_b.<name>")), so a changed key reruns only the
 # jobs that read it: gif_frames -> part_b_gif only, blur_holdout -> part_b_ood only.
 
-PART_B_EXPERIMENTS = ["denoiser", "ood", "time_grids", "class_grids", "time_gif", "class_gif", "cfg", "cfg_tradeoff", "fid", "models"]
+PART_B_EXPERIMENTS = ["denoiser", "ood", "time_grids", "class_grids", "time_gif", "class_gif", "cfg", "cfg_tradeoff", "fid", "models", "time_steps", "class_steps", "steps"]
 
 
 def part_b_facts():
@@ -43,7 +43,7 @@ def part_b_classifier(wildcards):
     return CLASSIFIER
 
 
-localrules: part_b_cfg_tradeoff, part_b_fid
+localrules: part_b_cfg_tradeoff, part_b_fid, part_b_steps_summary
 
 
 rule part_b_denoiser:
@@ -214,3 +214,54 @@ rule part_b_models:
     shell:
         "{DIFFLAB} partb run models --settings {params.settings:q} --checkpoints {input.checkpoints}"
         " --classifier {input.classifier} --out-dir results/experiments/part_b/models --metrics-out {output.metrics} > {log} 2>&1"
+
+
+# Quality against sampling steps (issue 15): strided DDPM and DDIM per step count on each final DDPM, then one
+# summary of both (table, plot and the report's facts).
+def part_b_steps_settings(wildcards):
+    return settings_json(f"part_b.{wildcards.ddpm}_steps")
+
+
+rule part_b_steps:
+    wildcard_constraints:
+        ddpm="time|class",
+    input:
+        data=MNIST,
+        checkpoint=part_b_final_ddpm,
+        classifier=part_b_classifier,
+    output:
+        result="results/experiments/part_b/{ddpm}_steps/result.npz",
+        facts="results/experiments/part_b/{ddpm}_steps/facts.json",
+        metrics="results/metrics/part_b_{ddpm}_steps.csv",
+    params:
+        settings=part_b_steps_settings,
+    log:
+        "results/logs/experiments/part_b_{ddpm}_steps.log",
+    benchmark:
+        "results/benchmarks/experiments/part_b_{ddpm}_steps.tsv"
+    threads: 1
+    resources:
+        gpu=1,
+    shell:
+        "{DIFFLAB} partb run {wildcards.ddpm}_steps --settings {params.settings:q} --checkpoint {input.checkpoint}"
+        " --data {input.data} --classifier {input.classifier} --out-dir results/experiments/part_b/{wildcards.ddpm}_steps"
+        " --metrics-out {output.metrics} > {log} 2>&1"
+
+
+rule part_b_steps_summary:
+    input:
+        metrics=["results/metrics/part_b_time_steps.csv", "results/metrics/part_b_class_steps.csv"],
+    output:
+        result="results/experiments/part_b/steps/result.npz",
+        facts="results/experiments/part_b/steps/facts.json",
+        metrics="results/metrics/part_b_steps.csv",
+    params:
+        settings=settings_json("part_b.steps"),
+    log:
+        "results/logs/experiments/part_b_steps.log",
+    benchmark:
+        "results/benchmarks/experiments/part_b_steps.tsv"
+    threads: 1
+    shell:
+        "{DIFFLAB} partb run steps --settings {params.settings:q} --metrics {input.metrics}"
+        " --out-dir results/experiments/part_b/steps --metrics-out {output.metrics} > {log} 2>&1"

@@ -15,7 +15,7 @@ rule part_b_figure:
         part_b_experiment="|".join(PART_B_EXPERIMENTS),
     input:
         result="results/experiments/part_b/{part_b_experiment}/result.npz",
-        code=["src/difflab/figures/part_b.py", "src/difflab/figures/grids.py"],
+        code=["src/difflab/figures/part_b.py", "src/difflab/figures/part_b_steps.py", "src/difflab/figures/grids.py"],
     output:
         directory("results/figures/part_b/{part_b_experiment}"),
     log:

@@ -392,6 +392,16 @@ def noise_level_errors(config: dict) -> list[str]:
             f"sigma_max = sqrt((1 - abar_(T-1)) / abar_(T-1)); expected levels <= {math.floor(limit * 1e4) / 1e4:g}"]
 
 
+def step_count_errors(config: dict) -> list[str]:
+    """part_b.steps.step_counts: a chain of N model calls needs N <= part_b.ddpm.num_timesteps timesteps."""
+    T, counts = config["part_b"]["ddpm"]["num_timesteps"], config["part_b"]["steps"]["step_counts"]
+    beyond = [n for n in counts if n > T]
+    if not beyond:
+        return []
+    return [f"config key 'part_b.steps.step_counts' = {_shown(counts)}: {_shown(beyond)} exceed "
+            f"part_b.ddpm.num_timesteps = {T}; expected step counts <= {T}"]
+
+
 def limit_errors(config: dict) -> list[str]:
     """The cross-key limits of a schema-valid, defaults-filled config (imports torch and the job modules)."""
     a = config["part_a"]
@@ -403,7 +413,8 @@ def limit_errors(config: dict) -> list[str]:
             + blur_sigma_errors("part_b.denoiser.blur_sigmas", config["part_b"]["denoiser"]["blur_sigmas"],
                                 backend_image_shape("mnist")[-1])
             + i_start_errors(config) + schedule + ([] if schedule else noise_level_errors(config))
-            + deepfloyd_prompt_errors(config))
+            + deepfloyd_prompt_errors(config)
+            + step_count_errors(config))
 
 
 def load_config(*paths: str | os.PathLike) -> dict[str, Any]:

@@ -9,6 +9,13 @@ clean image, whose abar is 1):
     3. sigma^2 = step_variance(variance, v, abar_t, abar_t') 0 on the step into t' = -1
     4. x_t' = posterior_mean(x_t, x0_hat(eps)) + sigma z     difflab.schedule.reverse_step (spec eq A.3 / B.6)
 
+or, with the DDIM sampler (`ddim_eta` given), steps 3-4 become the generalised step of Song et al. 2021 (eq 12):
+
+    3'. sigma^2 = ddim_eta^2 beta_tilde                       (eq 16; `variance` is not used)
+    4'. x_t' = sqrt(abar_t') x0_hat + sqrt(1 - abar_t' - sigma^2) eps + sigma z   difflab.schedule.ddim_step
+
+eta = 0 is deterministic (z is drawn but multiplied by 0); eta = 1 is step 4 with the posterior variance.
+
 Random draws, in order: one z of x's shape per step. Drawing z on the last step too (where sigma = 0) keeps the
 draw order of Part A's loop; for Part B's loop it changes nothing, since nothing is drawn after it.
 """
@@ -21,9 +28,10 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from difflab.schedule import NoiseSchedule, posterior_variance, reverse_step, step_beta
+from difflab.schedule import NoiseSchedule, ddim_step, posterior_variance, reverse_step, step_beta
 
 VARIANCES = ("beta", "posterior", "learned_range", "auto")
+SAMPLERS = ("ddpm", "ddim")  # config keys part_a.sampler, part_b.ddpm.sampler
 
 # noise_fn(x_t, t) -> (eps_hat, learned variance value v in [-1, 1] or None)
 NoiseFn = Callable[[Tensor, int], tuple[Tensor, Tensor | None]]
@@ -60,6 +68,17 @@ def step_variance(variance: str, v: Tensor | None, abar_t: Tensor, abar_prev: Te
     return (frac * step_beta(abar_t, abar_prev).log() + (1.0 - frac) * beta_tilde.clamp(min=1e-20).log()).exp()
 
 
+def ddim_eta_of(sampler: str, ddim_eta: float) -> float | None:
+    """The reverse loop's `ddim_eta` for a config's sampler choice (keys `sampler` and `ddim_eta` of part_a or
+    part_b.ddpm): None for "ddpm" (posterior-mean steps with the caller's variance), ddim_eta for "ddim".
+    Raises ValueError for a sampler outside SAMPLERS or a negative eta."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; expected one of {', '.join(SAMPLERS)}")
+    if ddim_eta < 0:
+        raise ValueError(f"ddim_eta must be >= 0, got {ddim_eta}")
+    return float(ddim_eta) if sampler == "ddim" else None
+
+
 def check_i_start(i_start: int, timesteps: list[int]) -> None:
     """i_start must index a timestep the chain starts from (0 .. len - 2: the last entry, -1 for the clean image, is
     where it ends).
@@ -82,11 +101,13 @@ def reverse(
     after_step: Callable[[Tensor, int], Tensor] | None = None,
     callback: Callback | None = None,
     desc: str | None = None,
+    ddim_eta: float | None = None,
 ) -> Tensor:
     """Run the reverse process on x (N, C, H, W) at t = timesteps[i_start] down to timesteps[-1] (-1: the clean
     image), by the steps of the module docstring; then x_{t'} = after_step(x_{t'}, t') if given (inpainting), and
     callback(i + 1, t', x_{t'}). `timesteps` must be strictly descending (DDPM: T-1, ..., 0, -1;
-    strided: e.g. 290, 280, ..., 0, -1). `desc` turns on a progress bar with that label.
+    strided: e.g. 290, 280, ..., 0, -1). `desc` turns on a progress bar with that label. ddim_eta None: DDPM steps
+    with `variance`; a number: DDIM steps with that eta (module docstring), the same draws in the same order.
 
     Returns x at t = -1, not clipped. Raises ValueError for a bad i_start, timesteps or variance."""
     check_i_start(i_start, timesteps)
@@ -98,8 +119,11 @@ def reverse(
         abar_t, abar_prev = schedule.abar(t, x.dim()), schedule.abar(t_prev, x.dim())
         eps, v = noise_fn(x, t)
         z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        std = torch.zeros_like(abar_t) if t_prev < 0 else step_variance(variance, v, abar_t, abar_prev).sqrt()
-        x = reverse_step(x, eps, abar_t, abar_prev, std, z)
+        if ddim_eta is not None:
+            x = ddim_step(x, eps, abar_t, abar_prev, ddim_eta, z)
+        else:
+            std = torch.zeros_like(abar_t) if t_prev < 0 else step_variance(variance, v, abar_t, abar_prev).sqrt()
+            x = reverse_step(x, eps, abar_t, abar_prev, std, z)
         if after_step is not None:
             x = after_step(x, t_prev)
         if callback is not None:

@@ -47,6 +47,8 @@ def ddpm_sample(
     batch_size: int = 1000,
     frames: int = 0,
     show_progress: bool = True,
+    timesteps: list[int] | None = None,
+    ddim_eta: float | None = None,
 ) -> tuple[Tensor, list[Tensor]]:
     """Draw n samples by Algorithm B.2 (time model, labels=None) or B.4 (class model with labels and CFG scale).
 
@@ -54,6 +56,11 @@ def ddpm_sample(
     (no noise on the last step), with beta_t = 1 - abar_t / abar_{t-1} and abar_{-1} = 1: difflab.sampler.reverse
     with variance "beta" over T-1, ..., 0, -1. The result is not clipped (the algorithm has no clipping); clip to
     [0, 1] only to display or store images.
+
+    timesteps: the chain's descending list ending at -1 (None: all of T-1, ..., 0, -1; a strided list such as
+    270, 240, ..., 0, -1 takes the same steps between its entries, with beta_t = 1 - abar_t / abar_t').
+    ddim_eta: None for the steps above, a number for DDIM steps with that eta (difflab.sampler; config
+    part_b.ddpm.sampler and ddim_eta). Random draws either way: x_T, then one z per step.
 
     Returns (images N x 1 x 28 x 28 on `device`, frames): `frames` evenly spaced snapshots of the whole batch,
     from the initial noise to the final sample, as CPU tensors clipped to [0, 1] for display.
@@ -66,7 +73,8 @@ def ddpm_sample(
             raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
     schedule = schedule.to(device)
     T = schedule.num_timesteps
-    keep = frame_indices(T, frames)
+    timesteps = list(range(T - 1, -2, -1)) if timesteps is None else list(timesteps)
+    keep = frame_indices(len(timesteps) - 1, frames)
     snapshots: list[Tensor] = []
 
     chunk = [batch_size]  # halved after an out-of-memory error, and kept small for the timesteps after it
@@ -94,9 +102,9 @@ def ddpm_sample(
             snapshots.append(x_t.clamp(0, 1).cpu())
 
     x = torch.randn((n, 1, 28, 28), generator=generator, device=device)
-    snapshot(0, T - 1, x)
+    snapshot(0, timesteps[0], x)
     desc = f"sampling {n} images" if show_progress else None
-    x = reverse(x, list(range(T - 1, -2, -1)), schedule, noise_fn, generator, "beta", callback=snapshot, desc=desc)
+    x = reverse(x, timesteps, schedule, noise_fn, generator, "beta", callback=snapshot, desc=desc, ddim_eta=ddim_eta)
     return x, snapshots
 
 

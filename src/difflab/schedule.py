@@ -103,6 +103,27 @@ def reverse_step(x_t: Tensor, eps_hat: Tensor, abar_t: Tensor, abar_prev: Tensor
     return posterior_mean(x_t, x0_hat, abar_t, abar_prev) + noise_std * z
 
 
+def ddim_step(x_t: Tensor, eps_hat: Tensor, abar_t: Tensor, abar_prev: Tensor, eta: float, z: Tensor) -> Tensor:
+    """One generalised (DDIM) reverse step t -> t' (Song et al. 2021, "Denoising Diffusion Implicit Models", eq 12):
+
+        x_{t'} = sqrt(abar_{t'}) x0_hat + sqrt(1 - abar_{t'} - sigma^2) eps_hat + sigma z,
+        sigma^2 = eta^2 beta_tilde  (eq 16; beta_tilde = `posterior_variance(abar_t, abar_{t'})`),
+
+    with x0_hat = `predict_x0(x_t, eps_hat, abar_t)`. eta = 0 is the deterministic DDIM step; eta = 1 is the DDPM
+    posterior step `reverse_step(..., noise_std = sqrt(beta_tilde), z)` on the same (strided) pair (t, t').
+    On the step into the clean image (abar_{t'} = 1) beta_tilde = 0 and the result is x0_hat.
+
+    x_t, eps_hat, z: (N, C, H, W), same dtype; abar_t, abar_prev: broadcastable (e.g. (N, 1, 1, 1)), 0 < abar_t <
+    abar_prev <= 1; eta >= 0 (dimensionless; eta > 1 makes 1 - abar_{t'} - sigma^2 negative for some steps, and
+    its square root is then taken as 0). Returns x_{t'} of x_t's shape. Same as diffusers `DDIMScheduler.step` with
+    `variance_noise=z`, `clip_sample=False`, prediction_type "epsilon" (tested).
+    """
+    x0_hat = predict_x0(x_t, eps_hat, abar_t)
+    sigma2 = eta**2 * posterior_variance(abar_t, abar_prev)
+    direction = (1.0 - abar_prev - sigma2).clamp(min=0.0).sqrt() * eps_hat
+    return abar_prev.sqrt() * x0_hat + direction + sigma2.sqrt() * z
+
+
 def classifier_free_guidance(eps_uncond: Tensor, eps_cond: Tensor, scale: float) -> Tensor:
     """CFG (eq A.4, Algorithm B.4): eps = eps_u + gamma (eps_c - eps_u). gamma = 0: unconditional, 1: conditional."""
     return eps_uncond + scale * (eps_cond - eps_uncond)

@@ -244,3 +244,17 @@ def test_the_rules_list_every_experiment_once():
     from difflab.figures.part_a import FIGURES
 
     assert experiment_names() == list(EXPERIMENTS) == list(FIGURES)
+
+
+@pytest.mark.parametrize("name", ["samples", "sdedit", "hybrids"])
+def test_the_sampler_keys_reach_the_reverse_loop(lab, mnist_hashes, name):
+    """part_a.sampler = ddim with eta 1 is the posterior DDPM step (the default), so the images agree to float
+    precision; eta 0 is another sampler, so they differ."""
+    images = {}
+    for tag, change in (("ddpm", {}), ("ddim1", {"sampler": "ddim", "ddim_eta": 1.0}), ("ddim0", {"sampler": "ddim", "ddim_eta": 0.0})):
+        rc, out = run(lab, name, **change)
+        assert rc == 0
+        with np.load(out / "result.npz", allow_pickle=False) as npz:
+            images[tag] = np.concatenate([npz[k].ravel() for k in npz.files if npz[k].dtype.kind == "f" and npz[k].ndim == 4])
+    assert np.allclose(images["ddim1"], images["ddpm"], atol=1e-4)
+    assert not np.allclose(images["ddim0"], images["ddpm"], atol=1e-3)

@@ -31,6 +31,9 @@ def inputs_of(name: str, lab) -> list[str]:
         "time_gif": ["--checkpoint", ck["time", 2]],
         "class_gif": ["--checkpoint", ck["class", 2]],
         "cfg": ["--checkpoint", ck["class", 2]],
+        "time_steps": ["--checkpoint", ck["time", 2], "--data", lab["npz"], "--classifier", lab["classifier"]],
+        "class_steps": ["--checkpoint", ck["class", 2], "--data", lab["npz"], "--classifier", lab["classifier"]],
+        "steps": ["--metrics", *(lab["root"] / "results" / "metrics" / f"part_b_{k}_steps.csv" for k in ("time", "class"))],
         "cfg_tradeoff": ["--metrics", *lab["cfg_csvs"]],
         "fid": ["--metrics", *lab["fid_csvs"]],
         "models": ["--checkpoints", ck["denoiser", 2], ck["time", 2], ck["class", 2], "--classifier", lab["classifier"]],
@@ -225,3 +228,35 @@ def test_settings_without_a_key_is_a_one_line_error(lab, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "blur_holdout" in err and "part_b.ood" in err
     assert not (tmp_path / "result.npz").exists()
+
+
+# ----------------------------------------------------------------------------- quality against steps
+
+
+@pytest.mark.parametrize("kind", ["time", "class"])
+def test_steps_cells_share_noise_and_the_full_ddpm_chain_is_algorithm_b2(kind, lab):
+    from difflab.checkpoint import load_model
+    from difflab.runtime import make_generator
+    from difflab.sampling import ddpm_sample
+
+    r = result(lab, f"{kind}_steps")
+    assert r["sampler"].tolist() == ["ddpm", "ddim", "ddpm", "ddim"] and r["steps"].tolist() == [2, 2, 12, 12]
+    assert r["evaluations"].tolist() == [s * (2 if kind == "class" else 1) for s in (2, 2, 12, 12)]
+    assert np.isnan(r["class_accuracy"]).all() == (kind == "time")
+    assert (r["seconds_per_1000"] > 0).all() and np.isfinite(r["fid"]).all()
+    assert not np.allclose(r["samples"][2], r["samples"][3])  # DDIM is another sampler on the same noise
+    model, ckpt = load_model(str(lab["ckpt"][kind, 2]), "cpu")
+    labels = torch.arange(8) % 10 if kind == "class" else None
+    x, _ = ddpm_sample(model, ckpt.schedule(), 8, make_generator(180, "partb", "steps", kind, 12), "cpu", labels=labels,
+                       guidance_scale=5.0 if kind == "class" else None, show_progress=False)
+    assert np.allclose(r["samples"][2], x.clamp(0, 1)[:10].numpy(), atol=1e-6)
+    rows = metrics(lab, f"{kind}_steps")
+    assert set(rows["parameter"]) == {"sampler=ddpm,steps=2", "sampler=ddim,steps=2", "sampler=ddpm,steps=12", "sampler=ddim,steps=12"}
+
+
+def test_steps_summary_gathers_both_models(lab):
+    r, f = result(lab, "steps"), facts(lab, "steps")
+    assert r["model"].tolist() == ["time"] * 4 + ["class"] * 4
+    assert r["sampler"].tolist() == ["ddpm", "ddpm", "ddim", "ddim"] * 2
+    assert f["few"] == 12 and f["full"] == 12 and f["steps"] == "2, 12"
+    assert float(f["class_ddim_few_fid"]) == pytest.approx(float(result(lab, "class_steps")["fid"][3]), rel=1e-2)

@@ -19,15 +19,21 @@ STEPS = 6  # training steps per epoch in the fake loss history
 EXTRACTOR = "mnist-classifier(width=8)"
 INCEPTION = "inception-v3-compat(pool3, 2048)"
 COMMON = {"seed": 180, "device": "cpu"}
+SAMPLER = {"sampler": "ddpm", "ddim_eta": 0.0}
 SETTINGS = {
     "denoiser": {**COMMON, "noise_levels": [0.0, 0.5, 1.0], "ood_num_images": 24, "sample_batch_size": 16},
     "ood": {**COMMON, "noise_levels": [0.0, 0.5, 1.0], "ood_num_images": 24, "blur_holdout": 16,
             "blur_sigmas": [0.25, 0.5, 1.0, 2.0, 3.0], "sample_batch_size": 16},
-    "time_grids": {**COMMON, "time_grid_samples": 10, "sample_batch_size": 16},
-    "class_grids": {**COMMON, "class_grid_per_digit": 2, "guidance_scale": 5.0, "sample_batch_size": 16},
-    "time_gif": {**COMMON, "time_grid_samples": 10, "sample_batch_size": 16, "gif_frames": 4},
-    "class_gif": {**COMMON, "class_grid_per_digit": 2, "guidance_scale": 5.0, "sample_batch_size": 16, "gif_frames": 4},
-    "cfg": {**COMMON, "cfg_sweep": [0, 5], "sample_batch_size": 16},
+    "time_grids": {**COMMON, **SAMPLER, "time_grid_samples": 10, "sample_batch_size": 16},
+    "class_grids": {**COMMON, **SAMPLER, "class_grid_per_digit": 2, "guidance_scale": 5.0, "sample_batch_size": 16},
+    "time_gif": {**COMMON, **SAMPLER, "time_grid_samples": 10, "sample_batch_size": 16, "gif_frames": 4},
+    "class_gif": {**COMMON, **SAMPLER, "class_grid_per_digit": 2, "guidance_scale": 5.0, "sample_batch_size": 16, "gif_frames": 4},
+    "cfg": {**COMMON, **SAMPLER, "cfg_sweep": [0, 5], "sample_batch_size": 16},
+    "time_steps": {**COMMON, "step_counts": [2, 12], "timestep_spacing": "leading", "num_images": 8, "ddim_eta": 0.0,
+                   "sample_batch_size": 16, "kid_subset_size": 1000, "kid_subsets": 10},
+    "class_steps": {**COMMON, "step_counts": [2, 12], "timestep_spacing": "leading", "num_images": 8, "ddim_eta": 0.0,
+                    "sample_batch_size": 16, "kid_subset_size": 1000, "kid_subsets": 10, "guidance_scale": 5.0},
+    "steps": {},
     "cfg_tradeoff": {},
     "fid": {},
     "models": {},

@@ -102,6 +102,9 @@ def edited(path: str, value):
         ("part_a.inpaint_masks", [[9, 9, 0, 28]], "'part_a.inpaint_masks[0]' = [9, 9, 0, 28]: expected [row0, row1, col0, col1] with row0 < row1"),
         ("part_a.sample_prompts", ["a 3", ""], "'part_a.sample_prompts[1]' = '': expected a string of at least 1 characters"),
         ("part_a.img2img_prompts", ["an 8 " * 1000], "(5002 characters): expected a string of at most 200 characters"),
+        ("part_b.steps.step_counts", [10, 301], "'part_b.steps.step_counts' = [10, 301]: [301] exceed part_b.ddpm.num_timesteps = 300"),
+        ("part_a.sampler", "euler", "'part_a.sampler' = 'euler': expected one of ddpm, ddim"),
+        ("part_b.ddpm.ddim_eta", 1.5, "'part_b.ddpm.ddim_eta' = 1.5: expected <= 1"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(path, value, expected):
@@ -115,7 +118,8 @@ def test_bad_values_name_the_key_and_what_is_allowed(path, value, expected):
 # hybrid_kernel_size 42: the largest whose kernel, following sigma (16.5 -> 21 sigma), still fits at the sweep's sigma 6
 @pytest.mark.parametrize("path,value", [("part_a.hybrid_kernel_size", 42), ("part_a.hybrid_sigmas", [7.75]),
                                         ("part_a.hybrid_sigma_choice", 7.75), ("part_a.blur_sigmas", [9.0]),
-                                        ("part_a.i_start", 29), ("part_b.denoiser.noise_levels", [0.0, 4.45])])
+                                        ("part_a.i_start", 29), ("part_b.denoiser.noise_levels", [0.0, 4.45]),
+                                        ("part_b.steps.step_counts", [1, 300])])
 def test_the_largest_values_that_run_are_accepted(path, value):
     validate_config(edited(path, value), SCHEMA, root=ROOT)
 

@@ -13,7 +13,7 @@ from helpers import factories as fx
 
 
 def settings(job, **values):
-    base = {"seed": 180, "device": "cpu", "sample_batch_size": 16}
+    base = {"seed": 180, "device": "cpu", "sample_batch_size": 16, "sampler": "ddpm", "ddim_eta": 0.0}
     return json.dumps({**base, **values})
 
 

@@ -111,7 +111,9 @@ def test_metrics_are_tidy_and_complete(smoke_run):
     fid = metrics[metrics.metric == "fid"]
     assert set(fid.experiment) >= {"ddpm_time", "ddpm_class", "cfg_sweep", "fid_floor"}
     assert (fid.value >= 0).all()
-    assert (fid[fid.experiment != "part_a_spacing"].n == 64).all() and (fid[fid.experiment == "part_a_spacing"].n == 16).all()
+    steps = fid.experiment.isin(["part_b_time_steps", "part_b_class_steps"])  # part_b.steps.num_images = 32 in smoke
+    assert (fid[(fid.experiment != "part_a_spacing") & ~steps].n == 64).all() and (fid[fid.experiment == "part_a_spacing"].n == 16).all()
+    assert (fid[steps].n == 32).all() and len(fid[steps]) == 2 * 2 * 3  # models x samplers x step counts
     assert set(metrics[metrics.metric == "kid"].experiment) == set(fid.experiment)  # KID beside every FID
     assert "test_accuracy" in set(metrics.metric)
 
@@ -185,6 +187,13 @@ def test_rerun_after_cfg_scale_is_the_guided_part_a_experiments(smoke_run):
     assert {rule for rule, _ in planned} == {"part_a", "part_a_figures"} | REPORT_STAGE
     for rule in ("part_a", "part_a_figures"):
         assert {w.removeprefix("experiment=") for r, w in planned if r == rule} == GUIDED
+
+
+def test_rerun_after_steps_images_is_the_steps_experiments_and_the_report(smoke_run):
+    work, _ = smoke_run
+    planned = planned_jobs(dry_run(work, "--configfile", override(work, "part_b.steps.num_images", 16)))
+    assert {rule for rule, _ in planned} == {"part_b_steps", "part_b_steps_summary", "part_b_figure"} | REPORT_STAGE
+    assert {w for rule, w in planned if rule == "part_b_figure"} == {f"part_b_experiment={n}" for n in ("time_steps", "class_steps", "steps")}
 
 
 def test_rerun_after_the_title_is_the_render_only(smoke_run):

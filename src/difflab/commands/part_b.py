@@ -5,7 +5,8 @@
 
 Inputs of `run` by experiment: denoiser: --data --checkpoints...; ood: --data --denoiser --time-model;
 time_grids/class_grids: --checkpoints...; time_gif/class_gif/cfg: --checkpoint; cfg_tradeoff/fid: --metrics...;
-models: --checkpoints... --classifier.
+models: --checkpoints... --classifier;
+time_steps/class_steps: --checkpoint --data --classifier; steps: --metrics...
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ INPUTS: dict[str, tuple[str, ...]] = {
     "cfg_tradeoff": ("metrics",),
     "fid": ("metrics",),
     "models": ("checkpoints", "classifier"),
+    "time_steps": ("checkpoint", "data", "classifier"),
+    "class_steps": ("checkpoint", "data", "classifier"),
+    "steps": ("metrics",),
 }
 MANY = {"checkpoints", "metrics"}
 

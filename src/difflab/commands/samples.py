@@ -27,6 +27,7 @@ def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float
 
     from difflab.checkpoint import load_model
     from difflab.runtime import derive_seed, make_generator, start_job
+    from difflab.sampler import ddim_eta_of
     from difflab.sampling import ddpm_sample
 
     device, seed = start_job(settings.device, settings.seed)
@@ -44,7 +45,8 @@ def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float
     schedule = ckpt.schedule()
     keys = ("partb", "sample", arch)
     images, _ = ddpm_sample(model, schedule, n, make_generator(seed, *keys, device=device), device, labels=labels,
-                            guidance_scale=guidance if labels is not None else None, batch_size=settings.sample_batch_size)
+                            guidance_scale=guidance if labels is not None else None, batch_size=settings.sample_batch_size,
+                            ddim_eta=ddim_eta_of(settings.sampler, settings.ddim_eta))
     arrays = {
         "images": images.clamp(0, 1)[:, 0].float().cpu().numpy(),
         "labels": (labels.cpu().numpy() if labels is not None else np.full(n, -1)).astype(np.int64),

@@ -156,11 +156,14 @@ def denoise(
     callback: Callback | None = None,
     desc: str | None = None,
     variance: str = "auto",
+    ddim_eta: float | None = None,
 ) -> Tensor:
     """Run reverse steps from t = timesteps[i_start] down to timesteps[-1] (A.1.4, eq A.3): difflab.sampler.reverse
     on the denoiser's schedule. variance "auto": the posterior variance beta_tilde (spec A.1.4), or the model's
-    learned range where it returns one (DeepFloyd IF); see difflab.sampler.step_variance for the choices."""
-    return reverse(x, timesteps, schedule_of(denoiser), noise_fn, generator, variance, i_start, after_step, callback, desc)
+    learned range where it returns one (DeepFloyd IF); see difflab.sampler.step_variance for the choices.
+    ddim_eta: None for these DDPM steps, a number for DDIM steps with that eta (config part_a.sampler/ddim_eta)."""
+    return reverse(x, timesteps, schedule_of(denoiser), noise_fn, generator, variance, i_start, after_step, callback, desc,
+                   ddim_eta)
 
 
 def iterative_denoise(
@@ -173,19 +176,21 @@ def iterative_denoise(
     cfg_scale: float | None = None,
     callback: Callback | None = None,
     desc: str | None = None,
+    ddim_eta: float | None = None,
 ) -> Tensor:
-    """Iterative denoising (A.1.4; with CFG, A.1.6) of x at t = timesteps[i_start] down to the clean image.
+    """Iterative denoising (A.1.4; with CFG, A.1.6) of x at t = timesteps[i_start] down to the clean image
+    (ddim_eta: see `denoise`).
 
     Random draws: one z per step.
     """
     return denoise(denoiser, x, timesteps, i_start, lambda x_t, t: cfg_noise(denoiser, x_t, t, cond, cfg_scale),
-                   generator, callback=callback, desc=desc)
+                   generator, callback=callback, desc=desc, ddim_eta=ddim_eta)
 
 
 def sdedit(denoiser: Denoiser, x0: Tensor, i_start: int, timesteps: list[int], cond: Tensor, generator: torch.Generator,
            **options) -> Tensor:
     """SDEdit image-to-image (A.1.7): noise x0 to t = timesteps[i_start] with `forward`, then `iterative_denoise`
-    (its keyword options: cfg_scale, callback, desc).
+    (its keyword options: cfg_scale, callback, desc, ddim_eta).
 
     A larger i_start adds less noise, so the result stays closer to x0 (check_i_start gives the allowed indices).
     Random draws: the forward noise, then one z per step.
@@ -205,6 +210,7 @@ def inpaint(
     i_start: int = 0,
     callback: Callback | None = None,
     desc: str | None = None,
+    ddim_eta: float | None = None,
 ) -> Tensor:
     """RePaint-style inpainting (A.1.7.2, eq A.5). mask m = 1 where new content appears, 0 where x_orig is kept.
 
@@ -222,7 +228,8 @@ def inpaint(
         return mask * x_prev + (1 - mask) * forward(denoiser, x_orig, t_prev, generator)
 
     noise_fn = lambda x_t, t: cfg_noise(denoiser, x_t, t, cond, cfg_scale)  # noqa: E731
-    return denoise(denoiser, x, timesteps, i_start, noise_fn, generator, after_step=keep_known, callback=callback, desc=desc)
+    return denoise(denoiser, x, timesteps, i_start, noise_fn, generator, after_step=keep_known, callback=callback, desc=desc,
+                   ddim_eta=ddim_eta)
 
 
 # --- Gaussian filters (blur denoising; the hybrids' views in difflab.edit.views) ----------------------------

@@ -146,11 +146,13 @@ def multi_view_sample(
     i_start: int = 0,
     callback: Callback | None = None,
     desc: str | None = None,
+    ddim_eta: float | None = None,
 ) -> Tensor:
-    """An illusion: the reverse process (algorithms.denoise) from x at timesteps[i_start] with multi_view_noise.
+    """An illusion: the reverse process (algorithms.denoise; ddim_eta as there) from x at timesteps[i_start] with
+    multi_view_noise.
     Random draws: one z per step, as in iterative denoising."""
 
     def noise_fn(x_t: Tensor, t: int) -> tuple[Tensor, Tensor | None]:
         return multi_view_noise(denoiser, x_t, t, views, conds, cfg_scale, reduction)
 
-    return denoise(denoiser, x, timesteps, i_start, noise_fn, generator, callback=callback, desc=desc)
+    return denoise(denoiser, x, timesteps, i_start, noise_fn, generator, callback=callback, desc=desc, ddim_eta=ddim_eta)

@@ -12,6 +12,7 @@ Files per experiment (under results/figures/part_b/<name>/):
     cfg_tradeoff  cfg_tradeoff.png, cfg_table.md
     fid           fid_vs_epoch.png, fid_table.md
     models        models_table.md
+    time_steps, class_steps, steps   see difflab.figures.part_b_steps
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from difflab import DifflabError
+from difflab.figures import part_b_steps as steps_figures
 from difflab.figures.grids import plot_curves, save_figure, save_gif, save_grid
 from difflab.io import write_text
 
@@ -157,6 +159,7 @@ def models(r: dict, out: Path) -> None:
 
 FIGURES = {"denoiser": denoiser, "ood": ood, "time_grids": grids, "class_grids": grids, "time_gif": gif, "class_gif": gif,
            "cfg": cfg, "cfg_tradeoff": cfg_tradeoff, "fid": fid, "models": models}
+FIGURES.update(time_steps=steps_figures.cells, class_steps=steps_figures.cells, steps=steps_figures.summary)
 
 
 def draw(name: str, result_dir: str | Path, out_dir: str | Path) -> None:

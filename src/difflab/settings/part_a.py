@@ -5,7 +5,8 @@ top-level `seed` and `device`. Every job reads `backend` (which Denoiser to load
 per model forward pass). Only the experiments that guide with classifier-free guidance hold `cfg_scale`, so a
 change of it reruns those and nothing else. Values arrive as JSON types: lists stay lists, pairs are
 two-item lists, masks are [row0, row1, col0, col1] lists or file paths. The chains from pure noise (sampling,
-samples, cfg, anagrams, hybrids, illusions) read `timestep_spacing`; SDEdit, inpainting and the denoisers start
+samples, cfg, anagrams, hybrids, illusions) read `timestep_spacing`; every job that runs the reverse loop reads
+`sampler` and `ddim_eta` (DDPM posterior steps or DDIM, difflab.sampler); SDEdit, inpainting and the denoisers start
 from a noised image on the spec's strided list and do not.
 """
 
@@ -26,8 +27,16 @@ class _Job:
     batch_size: int
 
 
+@dataclasses.dataclass(frozen=True)
+class _Chain(_Job):
+    """Fields of the jobs that run the reverse loop: which step (difflab.sampler.ddim_eta_of)."""
+
+    sampler: str
+    ddim_eta: float
+
+
 @job("part_a.sampling", "part_a")
-class Sampling(_Job):
+class Sampling(_Chain):
     sample_prompts: list
     sample_step_counts: list
     num_samples: int
@@ -56,7 +65,7 @@ class OneStep(_Job):
 
 
 @job("part_a.iterative", "part_a")
-class Iterative(_Job):
+class Iterative(_Chain):
     test_images: list
     stride: int
     i_start: int
@@ -65,7 +74,7 @@ class Iterative(_Job):
 
 
 @job("part_a.benchmark", "part_a")
-class Benchmark(_Job):
+class Benchmark(_Chain):
     forward_fractions: list
     stride: int
     blur_sigmas: list
@@ -73,14 +82,14 @@ class Benchmark(_Job):
 
 
 @job("part_a.samples", "part_a")
-class Samples(_Job):
+class Samples(_Chain):
     num_samples: int
     stride: int
     timestep_spacing: str
 
 
 @job("part_a.cfg", "part_a")
-class Cfg(_Job):
+class Cfg(_Chain):
     num_samples: int
     stride: int
     cfg_scale: float
@@ -88,7 +97,7 @@ class Cfg(_Job):
 
 
 @job("part_a.spacing", "part_a")
-class Spacing(_Job):
+class Spacing(_Chain):
     """Leading against trailing timesteps for chains from pure noise: class accuracy and FID of samples."""
 
     sample_step_counts: list
@@ -98,7 +107,7 @@ class Spacing(_Job):
 
 
 @job("part_a.sdedit", "part_a")
-class Sdedit(_Job):
+class Sdedit(_Chain):
     test_images: list
     sdedit_i_starts: list
     stride: int
@@ -106,7 +115,7 @@ class Sdedit(_Job):
 
 
 @job("part_a.sdedit_inputs", "part_a")
-class SdeditInputs(_Job):
+class SdeditInputs(_Chain):
     hand_drawn_digits: list
     web_digits: list
     images_dir: str
@@ -116,7 +125,7 @@ class SdeditInputs(_Job):
 
 
 @job("part_a.inpaint", "part_a")
-class Inpaint(_Job):
+class Inpaint(_Chain):
     test_images: list
     inpaint_masks: list
     num_samples: int
@@ -125,7 +134,7 @@ class Inpaint(_Job):
 
 
 @job("part_a.img2img", "part_a")
-class Img2img(_Job):
+class Img2img(_Chain):
     test_images: list
     img2img_prompts: list
     sdedit_i_starts: list
@@ -134,7 +143,7 @@ class Img2img(_Job):
 
 
 @job("part_a.anagrams", "part_a")
-class Anagrams(_Job):
+class Anagrams(_Chain):
     anagrams: list
     anagram_flip: str
     num_samples: int
@@ -144,7 +153,7 @@ class Anagrams(_Job):
 
 
 @job("part_a.hybrids", "part_a")
-class Hybrids(_Job):
+class Hybrids(_Chain):
     hybrids: list
     hybrid_kernel_size: int
     hybrid_sigma: float
@@ -158,7 +167,7 @@ class Hybrids(_Job):
 
 
 @job("part_a.illusions", "part_a")
-class Illusions(_Job):
+class Illusions(_Chain):
     anagrams: list
     anagram_flip: str
     hybrids: list

@@ -1,5 +1,7 @@
 """Settings of the Part B experiment jobs: one frozen dataclass per job, fields = the config keys it reads.
 
+The sampling jobs read part_b.ddpm.sampler and ddim_eta (difflab.sampler.ddim_eta_of).
+
 Jobs (results/experiments/part_b/<name>/):
     denoiser       B.1 noising figure, training loss, test-set denoising after each kept epoch
     ood            the denoiser off its training noise level vs the best blur and the one-step DDPM
@@ -8,6 +10,9 @@ Jobs (results/experiments/part_b/<name>/):
     time_gif       reverse-process frames of the last time-conditioned checkpoint (the only job reading gif_frames)
     class_gif      the same for the class-conditioned model
     cfg            one sample per digit for each guidance scale of part_b.ddpm.cfg_sweep
+    time_steps     FID/KID and wall time per (sampler, step count) of the last time-conditioned checkpoint
+    class_steps    the same plus class accuracy for the class-conditioned model at part_b.ddpm.guidance_scale
+    steps          both models' steps metrics in one table, plot and facts, from their CSVs (no key)
     cfg_tradeoff   FID and class accuracy per guidance scale, from the FID CSVs (reads no config key)
     fid            FID per evaluation epoch, the real-vs-real floor, classifier accuracy, from CSVs (no key)
     models         parameter count, width and training speed of every checkpoint (no key)
@@ -46,6 +51,8 @@ class TimeGrids:
     device: str
     time_grid_samples: int
     sample_batch_size: int
+    sampler: str
+    ddim_eta: float
 
 
 @job("part_b.class_grids", "part_b.ddpm")
@@ -55,6 +62,8 @@ class ClassGrids:
     class_grid_per_digit: int
     guidance_scale: float
     sample_batch_size: int
+    sampler: str
+    ddim_eta: float
 
 
 @job("part_b.time_gif", "part_b.ddpm")
@@ -64,6 +73,8 @@ class TimeGif:
     time_grid_samples: int
     sample_batch_size: int
     gif_frames: int
+    sampler: str
+    ddim_eta: float
 
 
 @job("part_b.class_gif", "part_b.ddpm")
@@ -74,6 +85,8 @@ class ClassGif:
     guidance_scale: float
     sample_batch_size: int
     gif_frames: int
+    sampler: str
+    ddim_eta: float
 
 
 @job("part_b.cfg", "part_b.ddpm")
@@ -82,6 +95,31 @@ class Cfg:
     device: str
     cfg_sweep: list
     sample_batch_size: int
+    sampler: str
+    ddim_eta: float
+
+
+@job("part_b.time_steps", "part_b.steps")
+class TimeSteps:
+    seed: int
+    device: str
+    step_counts: list
+    timestep_spacing: str
+    num_images: int
+    ddim_eta: float = other("part_b.ddpm.ddim_eta")
+    sample_batch_size: int = other(SAMPLE_BATCH)
+    kid_subset_size: int = other("part_b.fid.kid_subset_size")
+    kid_subsets: int = other("part_b.fid.kid_subsets")
+
+
+@job("part_b.class_steps", "part_b.steps")
+class ClassSteps(TimeSteps):
+    guidance_scale: float = other("part_b.ddpm.guidance_scale")
+
+
+@job("part_b.steps", "part_b.steps")
+class Steps:
+    """Reads only the metric CSVs of time_steps and class_steps (its inputs); no config key."""
 
 
 @job("part_b.cfg_tradeoff", "part_b.fid")

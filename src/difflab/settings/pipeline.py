@@ -87,6 +87,8 @@ class SampleTime:
     device: str
     sample_batch_size: int
     num_images: int = other("part_b.fid.num_images")
+    sampler: str = other("part_b.ddpm.sampler")
+    ddim_eta: float = other("part_b.ddpm.ddim_eta")
 
 
 @job("samples.class", "part_b.ddpm")
@@ -96,6 +98,8 @@ class SampleClass:
     sample_batch_size: int
     guidance_scale: float
     num_images: int = other("part_b.fid.num_images")
+    sampler: str = other("part_b.ddpm.sampler")
+    ddim_eta: float = other("part_b.ddpm.ddim_eta")
 
 
 @job("samples.cfg_sweep", "part_b.ddpm")
@@ -106,6 +110,8 @@ class SampleCfgSweep:
     device: str
     sample_batch_size: int
     cfg_sweep_num_images: int = other("part_b.fid.cfg_sweep_num_images")
+    sampler: str = other("part_b.ddpm.sampler")
+    ddim_eta: float = other("part_b.ddpm.ddim_eta")
 
 
 # --- metrics ------------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ class Context:
         if labels is None:
             return self.den.encode(self.den.spec["unconditional_prompt"]).expand(n, *([-1] * 2))
         return self.digit_conditions(labels.tolist())
+    ddim_eta: float | None = None  # the reverse loop's step: None = DDPM, a number = DDIM (config part_a.sampler)
 
     @property
     def T(self) -> int:
@@ -156,14 +157,17 @@ class Context:
 
 def load_context(experiment: str, settings, checkpoint: str, data: str, classifier: str, device: torch.device,
                  hybrid_sweep: str | None = None) -> Context:
-    """Load the backend named by `settings.backend` from `checkpoint` on `device` and set its batch size."""
+    """Load the backend named by `settings.backend` from `checkpoint` on `device` and set its batch size; jobs that
+    run the reverse loop also get their sampler (part_a.sampler, part_a.ddim_eta)."""
     from difflab.edit.backends import load_backend
+    from difflab.sampler import ddim_eta_of
 
     den = load_backend(settings.backend, checkpoint, device)
     if hasattr(den, "batch_size"):
         den.batch_size = settings.batch_size
+    ddim_eta = ddim_eta_of(settings.sampler, settings.ddim_eta) if hasattr(settings, "sampler") else None
     return Context(experiment, den, int(settings.seed), data, classifier, backend=settings.backend,
-                   hybrid_sweep=hybrid_sweep)
+                   hybrid_sweep=hybrid_sweep, ddim_eta=ddim_eta)
 
 
 # --- shared measurements ------------------------------------------------------------------------------------

@@ -157,7 +157,8 @@ def iterative(ctx: Context, s) -> IterativeResult:
             shown.append(x)
             shown_t.append(t)
 
-    final = A.iterative_denoise(ctx.den, x_t, s.i_start, ts, null, g, callback=keep, desc="iterative denoising")
+    final = A.iterative_denoise(ctx.den, x_t, s.i_start, ts, null, g, callback=keep, desc="iterative denoising",
+                                ddim_eta=ctx.ddim_eta)
     one = A.one_step_denoise(ctx.den, x_t, t0, null)
     blurred = A.blur_denoise(x_t, A.schedule_of(ctx.den).abar(t0), sigma)
     outputs = {"iterative": final, "one_step": one, "blur": blurred}
@@ -211,7 +212,7 @@ def benchmark(ctx: Context, s) -> BenchmarkResult:
             "blur": A.blur_denoise(x_t, schedule.abar(t), best[t]),
             "one_step": A.one_step_denoise(ctx.den, x_t, t, null),
             "iterative": A.iterative_denoise(ctx.den, x_t, 0, A.denoising_timesteps(ctx.T, s.stride, start=t), null, g,
-                                             desc=f"benchmark t={t}"),
+                                             desc=f"benchmark t={t}", ddim_eta=ctx.ddim_eta),
         }
         for mi, method in enumerate(METHODS):
             scores = quality(ctx.clamp(outputs[method]), x0, ctx.den.value_range, ssim=True)

@@ -36,7 +36,8 @@ def sdedit_series(ctx: Context, s, x0: Tensor, cond: Tensor, tag: str) -> tuple[
     Returns the outputs, one (N, ...) batch per i_start, and their timesteps t = timesteps[i_start].
     Random draws: ctx.generator(tag, i_start) per i_start: the forward eps, then one z per step."""
     ts = ctx.timesteps(s.stride)
-    outs = [A.sdedit(ctx.den, x0, i, ts, cond, ctx.generator(tag, i), cfg_scale=s.cfg_scale, desc=f"{tag} i_start={i}")
+    outs = [A.sdedit(ctx.den, x0, i, ts, cond, ctx.generator(tag, i), cfg_scale=s.cfg_scale, desc=f"{tag} i_start={i}",
+                    ddim_eta=ctx.ddim_eta)
             for i in s.sdedit_i_starts]
     return outs, [ts[i] for i in s.sdedit_i_starts]
 
@@ -152,7 +153,8 @@ def inpaint(ctx: Context, s) -> InpaintResult:
     orig = x0.repeat_interleave(M * S, dim=0)  # batch order: image, mask, sample
     mask = torch.cat(masks).repeat_interleave(S, dim=0).repeat(K, 1, 1, 1)
     cond = ctx.content_conditions(labels, K).repeat_interleave(M * S, dim=0)
-    out = A.inpaint(ctx.den, orig, mask, ctx.timesteps(s.stride), cond, ctx.generator(), s.cfg_scale, desc="inpainting")
+    out = A.inpaint(ctx.den, orig, mask, ctx.timesteps(s.stride), cond, ctx.generator(), s.cfg_scale, desc="inpainting",
+                    ddim_eta=ctx.ddim_eta)
     kept_err = float(((out - orig).abs() * (1 - mask)).amax())
     hole_mse = float((((out - orig) ** 2) * mask).flatten(1).sum(1).div(mask.flatten(1).sum(1)).mean())
     metrics = [ctx.row("", "kept_region_max_abs_error", kept_err, K * M * S),

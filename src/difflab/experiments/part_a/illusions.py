@@ -96,7 +96,7 @@ def make_anagrams(ctx: Context, s, seeds: int, tag: str) -> Tensor:
     x_T = A.pure_noise(ctx.den, len(s.anagrams) * seeds, g)
     conds = [up.repeat_interleave(seeds, 0), flipped.repeat_interleave(seeds, 0)]
     return V.multi_view_sample(ctx.den, x_T, ctx.timesteps(s.stride, s.timestep_spacing), V.anagram_views(s.anagram_flip), conds, g,
-                               s.cfg_scale, "mean", desc="anagrams")
+                               s.cfg_scale, "mean", desc="anagrams", ddim_eta=ctx.ddim_eta)
 
 
 def make_hybrids(ctx: Context, s, seeds: int, tag: str, sigma_ref: float) -> Tensor:
@@ -109,7 +109,7 @@ def make_hybrids(ctx: Context, s, seeds: int, tag: str, sigma_ref: float) -> Ten
     x_T = A.pure_noise(ctx.den, len(s.hybrids) * seeds, g)
     conds = [low.repeat_interleave(seeds, 0), high.repeat_interleave(seeds, 0)]
     return V.multi_view_sample(ctx.den, x_T, ctx.timesteps(s.stride, s.timestep_spacing), V.hybrid_views(k, sigma), conds, g, s.cfg_scale,
-                               "sum", desc="hybrids")
+                               "sum", desc="hybrids", ddim_eta=ctx.ddim_eta)
 
 
 def _pair_text(pairs: list) -> list[str]:

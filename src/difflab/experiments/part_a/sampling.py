@@ -36,7 +36,7 @@ def sampling(ctx: Context, s) -> SamplingResult:
         ts = ctx.timesteps(A.stride_for_steps(ctx.T, n), s.timestep_spacing)
         used.append(len(ts) - 1)
         rows.append(A.iterative_denoise(ctx.den, x_T, 0, ts, cond, ctx.generator("steps", n), s.cfg_scale,
-                                        desc=f"sampling, {n} steps"))
+                                        desc=f"sampling, {n} steps", ddim_eta=ctx.ddim_eta))
     images = torch.cat(rows)
     pred, _ = classify(ctx.classifier(), images)
     intended = torch.cat([cond.argmax(dim=1)] * len(used))
@@ -65,7 +65,7 @@ def samples(ctx: Context, s) -> SamplesResult:
     g = ctx.generator()
     cond = ctx.den.null_condition(S) if ctx.is_mnist else ctx.content_conditions(None, S)  # "a high quality photo"
     x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.timesteps(s.stride, s.timestep_spacing), cond,
-                            g, desc="samples")
+                            g, desc="samples", ddim_eta=ctx.ddim_eta)
     pred, conf = ctx.read_digits(x)
     metrics = [ctx.row("", "classifier_confidence_mean", float(conf.mean()), S)]
     facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "stride": s.stride, "num_samples": S, "spacing": s.timestep_spacing, "read_as": listed(pred.tolist()),
@@ -89,7 +89,7 @@ def cfg(ctx: Context, s) -> CfgResult:
     digits = torch.randint(0, 10, (S,), generator=g, device=ctx.den.device)
     cond = ctx.digit_conditions(digits.tolist())
     x = A.iterative_denoise(ctx.den, A.pure_noise(ctx.den, S, g), 0, ctx.timesteps(s.stride, s.timestep_spacing), cond, g, s.cfg_scale,
-                            desc="CFG samples")
+                            desc="CFG samples", ddim_eta=ctx.ddim_eta)
     pred, _ = classify(ctx.classifier(), x)
     rate = float((pred == digits.to(pred.device)).float().mean())
     metrics = [ctx.row(f"guidance={s.cfg_scale:g}", "classifier_agreement", rate, S)]

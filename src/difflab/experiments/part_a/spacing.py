@@ -47,6 +47,7 @@ def measure_spacing(
     spacings: list[str],
     cfg_scale: float,
     seed: int,
+    ddim_eta: float | None = None,
 ) -> list[dict]:
     """Class accuracy and FID of CFG samples from pure noise for every (spacing, step count).
 
@@ -62,7 +63,7 @@ def measure_spacing(
     Sampling: digits d_k ~ U{0, ..., 9} and x_T ~ N(0, I) are drawn once (generator seed/"part_a"/"spacing") and
     shared by every (spacing, steps); the per-step noise z comes from seed/"part_a"/"spacing"/steps, so the two
     spacings at equal steps share it too. Each sample: `iterative_denoise` from x_T with classifier-free guidance
-    at scale cfg_scale (eq A.4) towards "a d_k", then mapped to [0, 1].
+    at scale cfg_scale (eq A.4) towards "a d_k" (DDIM steps with ddim_eta unless it is None), then mapped to [0, 1].
     Metrics (rows in the tidy schema of difflab.metrics.tables):
         class_accuracy = (1/n) sum_k [argmax_c classifier(x_k)_c = d_k]
         fid = Frechet distance of classifier penultimate features, real_images[:n] vs samples (`fid.fid_score`)
@@ -99,7 +100,8 @@ def measure_spacing(
         for spacing in spacings:
             ts = A.denoising_timesteps(T, stride, spacing=spacing)
             z_stream = make_generator(seed, "part_a", "spacing", steps, device=denoiser.device)
-            x = A.iterative_denoise(denoiser, x_T, 0, ts, cond, z_stream, cfg_scale, desc=f"{spacing}, {steps} steps")
+            x = A.iterative_denoise(denoiser, x_T, 0, ts, cond, z_stream, cfg_scale, desc=f"{spacing}, {steps} steps",
+                                    ddim_eta=ddim_eta)
             x = to_unit_range(x, denoiser.value_range).float().cpu()
             base = {"experiment": EXPERIMENT, "model": "class", "epoch": getattr(denoiser, "epoch", None),
                     "parameter": spacing_parameter(spacing, len(ts) - 1), "n": num_samples, "extractor": extractor}
@@ -140,7 +142,7 @@ def spacing(ctx: Context, s) -> SpacingResult:
     rows = []
     for gamma in (0.0, float(s.cfg_scale)):
         for row in measure_spacing(ctx.den, ctx.classifier(), real, list(s.sample_step_counts), s.spacing_num_images,
-                                   list(A.SPACINGS), gamma, ctx.seed):
+                                   list(A.SPACINGS), gamma, ctx.seed, ctx.ddim_eta):
             rows.append({**row, "parameter": f"{row['parameter']},guidance={gamma:g}"})
     fid_rows = [r for r in rows if r["metric"] == "fid"]
     warn_if_fid_biased(s.spacing_num_images, extractor_feature_dim(fid_rows[0]["extractor"]))

@@ -33,6 +33,9 @@ EXPERIMENTS: dict[str, str] = {
     "cfg_tradeoff": "difflab.experiments.part_b.summaries:cfg_tradeoff",
     "fid": "difflab.experiments.part_b.summaries:fid",
     "models": "difflab.experiments.part_b.summaries:models",
+    "time_steps": "difflab.experiments.part_b.steps:time_steps",
+    "class_steps": "difflab.experiments.part_b.steps:class_steps",
+    "steps": "difflab.experiments.part_b.steps:steps",
 }
 
 FACT_NAME = re.compile(r"[a-z0-9_]+")
