@@ -16,7 +16,8 @@ from difflab.train import ddpm_loss, denoiser_loss, initial_checkpoint, lr_gamma
 from conftest import ROOT, subprocess_env
 
 DDPM = {"num_timesteps": 300, "beta_start": 1e-4, "beta_end": 0.02, "hidden": 8, "batch_size": 32, "epochs": 2,
-        "lr": 1e-3, "lr_decay_total": 0.1, "p_uncond": 0.1, "eval_epochs": [1, 2], "seed": 7, "device": "cpu"}
+        "lr": 1e-3, "lr_decay_total": 0.1, "p_uncond": 0.1, "ema_decay": 0.9, "eval_epochs": [1, 2], "seed": 7,
+        "device": "cpu"}
 DENOISER = {"sigma": 0.5, "hidden": 8, "batch_size": 32, "epochs": 2, "lr": 1e-3, "grid_epochs": [1], "seed": 7, "device": "cpu"}
 
 

@@ -1,5 +1,8 @@
 """Settings of the Part B experiment jobs: one frozen dataclass per job, fields = the config keys it reads.
 
+The jobs drawing the writeup's DDPM figures (grids, GIFs, guidance grid) read `sample_weights`: raw (the
+writeup's) or ema weights of each checkpoint.
+
 Jobs (results/experiments/part_b/<name>/):
     denoiser       B.1 noising figure, training loss, test-set denoising after each kept epoch
     ood            the denoiser off its training noise level vs the best blur and the one-step DDPM
@@ -10,6 +13,7 @@ Jobs (results/experiments/part_b/<name>/):
     cfg            one sample per digit for each guidance scale of part_b.ddpm.cfg_sweep
     cfg_tradeoff   FID and class accuracy per guidance scale, from the FID CSVs (reads no config key)
     fid            FID per evaluation epoch, the real-vs-real floor, classifier accuracy, from CSVs (no key)
+    ema            FID, KID and class accuracy of raw against EMA weights per evaluation epoch, from CSVs
     models         parameter count, width and training speed of every checkpoint (no key)
 """
 
@@ -46,6 +50,7 @@ class TimeGrids:
     device: str
     time_grid_samples: int
     sample_batch_size: int
+    sample_weights: str
 
 
 @job("part_b.class_grids", "part_b.ddpm")
@@ -55,6 +60,7 @@ class ClassGrids:
     class_grid_per_digit: int
     guidance_scale: float
     sample_batch_size: int
+    sample_weights: str
 
 
 @job("part_b.time_gif", "part_b.ddpm")
@@ -64,6 +70,7 @@ class TimeGif:
     time_grid_samples: int
     sample_batch_size: int
     gif_frames: int
+    sample_weights: str
 
 
 @job("part_b.class_gif", "part_b.ddpm")
@@ -74,6 +81,7 @@ class ClassGif:
     guidance_scale: float
     sample_batch_size: int
     gif_frames: int
+    sample_weights: str
 
 
 @job("part_b.cfg", "part_b.ddpm")
@@ -82,6 +90,7 @@ class Cfg:
     device: str
     cfg_sweep: list
     sample_batch_size: int
+    sample_weights: str
 
 
 @job("part_b.cfg_tradeoff", "part_b.fid")
@@ -92,6 +101,13 @@ class CfgTradeoff:
 @job("part_b.fid", "part_b.fid")
 class Fid:
     """Reads only the FID, floor and classifier CSVs (its inputs); no config key."""
+
+
+@job("part_b.ema", "part_b.ddpm")
+class Ema:
+    """Reads the FID CSVs of raw and EMA weights (its inputs) and the decay, for the report's text."""
+
+    ema_decay: float
 
 
 @job("part_b.models", "part_b")
