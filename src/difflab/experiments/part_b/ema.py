@@ -74,8 +74,8 @@ class EmaResult:
 
 
 def comparison_word(ema: float, raw: float) -> str:
-    """'lower' | 'higher' | 'equal': EMA's score against raw's (for 'EMA's FID is lower than ...')."""
-    return "lower" if ema < raw else "higher" if ema > raw else "equal"
+    """'lower than' | 'higher than' | 'equal to': EMA's score against raw's ("EMA's FID is lower than raw's")."""
+    return "lower than" if ema < raw else "higher than" if ema > raw else "equal to"
 
 
 def ema(settings, metrics: list[str]) -> EmaResult:
