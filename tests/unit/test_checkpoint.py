@@ -161,3 +161,24 @@ def test_a_denoiser_checkpoint_needs_its_sigma_and_the_classifier_is_no_unet(tmp
     save_checkpoint(tmp_path / "c.pt", {"architecture": "classifier", "width": 4, "model": {}})
     with pytest.raises(DifflabError, match="holds the MNIST classifier; expected a UNet checkpoint"):
         load_unet_checkpoint(tmp_path / "c.pt")
+
+
+def test_ema_weights_are_the_averaged_model_without_its_prefix_and_old_checkpoints_say_so(tmp_path):
+    from helpers import factories as fx
+
+    with_ema, without = tmp_path / "ema.pt", tmp_path / "old.pt"
+    payload = fx.make_checkpoint(with_ema, "class", 2, ema_seed=99)
+    fx.make_checkpoint(without, "class", 2)
+    ckpt = load_unet_checkpoint(with_ema)
+    averaged = ckpt.weights("ema")
+    assert averaged.keys() == ckpt.model.keys()  # 'module.' stripped, 'n_averaged' left out
+    assert all(torch.equal(averaged[k], payload["ema_state"][f"module.{k}"]) for k in averaged)
+    assert ckpt.weights("raw") is ckpt.model
+    model, _ = load_model(with_ema, weights="ema")
+    assert all(torch.equal(v, averaged[k]) for k, v in model.state_dict().items())
+    raw_model, _ = load_model(with_ema)
+    assert not all(torch.equal(v, averaged[k]) for k, v in raw_model.state_dict().items())
+    with pytest.raises(DifflabError, match=r"old\.pt: the 'class' checkpoint of epoch 2 holds no EMA weights"):
+        load_model(without, weights="ema")
+    with pytest.raises(DifflabError, match="expected one of raw, ema"):
+        ckpt.weights("swa")
