@@ -3,7 +3,7 @@
 # Each job gets only its own config keys (settings_json("part_b.<name>")), so a changed key reruns only the
 # jobs that read it: gif_frames -> part_b_gif only, blur_holdout -> part_b_ood only.
 
-PART_B_EXPERIMENTS = ["denoiser", "ood", "time_grids", "class_grids", "time_gif", "class_gif", "cfg", "cfg_tradeoff", "fid", "models", "time_steps", "class_steps", "steps"]
+PART_B_EXPERIMENTS = ["denoiser", "ood", "time_grids", "class_grids", "time_gif", "class_gif", "cfg", "cfg_tradeoff", "fid", "ema", "models", "time_steps", "class_steps", "steps"]
 
 
 def part_b_facts():
@@ -34,6 +34,11 @@ def part_b_fid_metrics(wildcards):
     return fid_tables()
 
 
+def part_b_ema_metrics(wildcards):
+    """The FID CSVs of raw and EMA weights per evaluation epoch of both DDPMs."""
+    return ema_fid_tables()
+
+
 def part_b_cfg_metrics(wildcards):
     """The FID CSVs of the guidance sweep."""
     return expand("results/metrics/fid/cfg_guidance_{guidance}.csv", guidance=CFG_SCALES)
@@ -43,7 +48,7 @@ def part_b_classifier(wildcards):
     return CLASSIFIER
 
 
-localrules: part_b_cfg_tradeoff, part_b_fid, part_b_steps_summary
+localrules: part_b_cfg_tradeoff, part_b_fid, part_b_steps_summary, part_b_ema
 
 
 rule part_b_denoiser:
@@ -194,6 +199,25 @@ rule part_b_fid:
     shell:
         "{DIFFLAB} partb run fid --settings {params.settings:q} --metrics {input.metrics}"
         " --out-dir results/experiments/part_b/fid --metrics-out {output.metrics} > {log} 2>&1"
+
+
+rule part_b_ema:
+    input:
+        metrics=part_b_ema_metrics,
+    output:
+        result="results/experiments/part_b/ema/result.npz",
+        facts="results/experiments/part_b/ema/facts.json",
+        metrics="results/metrics/part_b_ema.csv",
+    params:
+        settings=settings_json("part_b.ema"),
+    log:
+        "results/logs/experiments/part_b_ema.log",
+    benchmark:
+        "results/benchmarks/experiments/part_b_ema.tsv"
+    threads: 1
+    shell:
+        "{DIFFLAB} partb run ema --settings {params.settings:q} --metrics {input.metrics}"
+        " --out-dir results/experiments/part_b/ema --metrics-out {output.metrics} > {log} 2>&1"
 
 
 rule part_b_models:

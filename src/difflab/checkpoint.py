@@ -24,6 +24,8 @@ from difflab import DifflabError
 from difflab.io import split_checksum, with_checksum, write_bytes
 
 DDPM_KEYS = ("num_timesteps", "beta_start", "beta_end", "p_uncond")
+WEIGHTS = ("raw", "ema")  # which weight set of a UNet checkpoint samples (Checkpoint.weights)
+EMA_PREFIX = "module."  # torch.optim.swa_utils.AveragedModel keeps the averaged model as its submodule `module`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +48,11 @@ class Checkpoint:
     - seed: the run's base seed; init, shuffling and noise generators derive from (seed, kind, epoch);
     - sigma: the denoiser's training noise level (pixels in [0, 1]); denoiser only, else None;
     - num_timesteps, beta_start, beta_end: the linear beta schedule T, beta_0, beta_{T-1} (DDPMs only, else None);
-    - p_uncond: probability the class is dropped to the zero vector (class DDPM; 0.0 for time, None for denoiser).
+    - p_uncond: probability the class is dropped to the zero vector (class DDPM; 0.0 for time, None for denoiser);
+    - ema_state: the exponential moving average of the weights (DDPMs; None for the denoiser and for checkpoints
+      written before EMA): the state_dict of torch.optim.swa_utils.AveragedModel, i.e. 'n_averaged' (int64 scalar,
+      optimizer steps averaged so far, 0 at epoch 0) and 'module.<name>' for every entry of `model` (parameters and
+      BatchNorm buffers, averaged alike), CPU tensors. `weights('ema')` gives it as a UNet state_dict.
     """
 
     architecture: str
@@ -67,6 +73,7 @@ class Checkpoint:
     beta_start: float | None = None
     beta_end: float | None = None
     p_uncond: float | None = None
+    ema_state: dict[str, torch.Tensor] | None = None
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], path: str | os.PathLike) -> "Checkpoint":
@@ -106,6 +113,21 @@ class Checkpoint:
             raise DifflabError(f"the {self.architecture!r} checkpoint of epoch {self.epoch} has no noise schedule; expected a DDPM")
         return NoiseSchedule.linear(self.beta_start, self.beta_end, self.num_timesteps)
 
+    def weights(self, which: str = "raw") -> dict[str, torch.Tensor]:
+        """The UNet state_dict to sample with: 'raw' = the trained weights (`model`), 'ema' = their exponential moving
+        average (`ema_state` without AveragedModel's 'module.' prefix and its 'n_averaged' counter).
+
+        Raises DifflabError for another `which`, or for 'ema' when the checkpoint holds no average (the denoiser, or a
+        DDPM trained before EMA existed: retrain it, or sample its raw weights)."""
+        if which not in WEIGHTS:
+            raise DifflabError(f"weights {which!r}: expected one of {', '.join(WEIGHTS)}")
+        if which == "raw":
+            return self.model
+        if self.ema_state is None:
+            raise DifflabError(f"the {self.architecture!r} checkpoint of epoch {self.epoch} holds no EMA weights (trained "
+                               "without part_b.ddpm.ema_decay); retrain it or sample the raw weights")
+        return {name.removeprefix(EMA_PREFIX): value for name, value in self.ema_state.items() if name.startswith(EMA_PREFIX)}
+
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any] | Checkpoint) -> None:
     """Write `payload` (a dict, or a Checkpoint as its to_payload dict) atomically with its checksum trailer."""
@@ -137,10 +159,11 @@ def load_unet_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint.from_payload(payload, path)
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Rebuild the model stored in a checkpoint, in eval mode on `device`. Returns (model, checkpoint): a
-    Checkpoint for the UNets, the plain dict for the classifier. Raises DifflabError naming the file when the
-    checkpoint is unusable, lacks a key, or its weights do not fit its architecture and width."""
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", weights: str = "raw"):
+    """Rebuild the model stored in a checkpoint, in eval mode on `device`, with its `weights` ('raw' | 'ema', UNets
+    only; Checkpoint.weights). Returns (model, checkpoint): a Checkpoint for the UNets, the plain dict for the
+    classifier. Raises DifflabError naming the file when the checkpoint is unusable, lacks a key, holds no such
+    weights, or its weights do not fit its architecture and width."""
     from difflab.models import build_model
 
     payload = load_checkpoint(path)
@@ -148,11 +171,17 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     if arch == "classifier":
         from difflab.metrics.classifier import build_classifier
 
+        if weights != "raw":
+            raise DifflabError(f"{path}: the MNIST classifier has raw weights only, not {weights!r}")
+
         ckpt, width, state = payload, payload["width"], payload["model"]
         model = build_classifier(width)
     else:
         ckpt = Checkpoint.from_payload(payload, path)
-        width, state = ckpt.hidden, ckpt.model
+        try:
+            width, state = ckpt.hidden, ckpt.weights(weights)
+        except DifflabError as exc:
+            raise DifflabError(f"{path}: {exc}") from None
         model = build_model(arch, width)
     try:
         model.load_state_dict(state)

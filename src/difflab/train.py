@@ -10,6 +10,12 @@ Three Part B objectives (CS180 project 5):
 Every epoch draws its shuffling and noise from a generator seeded by (seed, model, epoch), and the
 checkpoint carries model, optimizer and learning-rate schedule state, so a resumed run equals an
 uninterrupted one bit for bit on CPU.
+
+The DDPMs also keep an exponential moving average (EMA) of their weights (Ho et al. 2020, sec. 4), updated after
+every optimizer step: W_ema <- decay * W_ema + (1 - decay) * W, with W_ema = W after the first step
+(torch.optim.swa_utils.AveragedModel with get_ema_multi_avg_fn; config part_b.ddpm.ema_decay). The average is
+stored in the checkpoint (Checkpoint.ema_state, with its step counter n_averaged), so it resumes bit for bit too.
+It reads the weights only and draws no random numbers: the raw weights are the same with or without it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import time
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from difflab import DifflabError
@@ -72,6 +79,19 @@ def make_optimizer(model: nn.Module, kind: str, settings: dict):
     return optimizer, scheduler
 
 
+def make_ema(model: nn.Module, decay: float) -> AveragedModel:
+    """The EMA of `model`'s weights: W_ema <- decay * W_ema + (1 - decay) * W after each `update_parameters(model)`,
+    W_ema = W at the first update (torch.optim.swa_utils.AveragedModel with get_ema_multi_avg_fn(decay)). It averages
+    the BatchNorm running statistics too (use_buffers=True), so the EMA weights are used with matching statistics.
+    `decay` in [0, 1): the average's time constant is 1 / (1 - decay) optimizer steps."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def cpu_state(module: nn.Module) -> dict[str, Tensor]:
+    """A module's state_dict as detached CPU tensors (what checkpoints store)."""
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
 def initial_checkpoint(kind: str, settings: dict, seed: int) -> Checkpoint:
     """Epoch 0: freshly initialised weights (seeded) and empty optimizer state."""
     torch.manual_seed(derive_seed(seed, "init", kind))
@@ -82,6 +102,7 @@ def initial_checkpoint(kind: str, settings: dict, seed: int) -> Checkpoint:
     else:
         extra = {"num_timesteps": settings["num_timesteps"], "beta_start": settings["beta_start"],
                  "beta_end": settings["beta_end"], "p_uncond": settings["p_uncond"] if kind == "class" else 0.0}
+        extra["ema_state"] = cpu_state(make_ema(model, settings["ema_decay"]))  # n_averaged = 0: no step yet
     return Checkpoint(architecture=ARCHITECTURE_OF[kind], kind=kind, hidden=settings["hidden"], epoch=0,
                       model=model.state_dict(), optimizer=optimizer.state_dict(),
                       scheduler=scheduler.state_dict() if scheduler else None, losses=[], steps_per_epoch=0,
@@ -114,9 +135,14 @@ def train_one_epoch(ckpt: Checkpoint, images: Tensor, labels: Tensor, device: to
     optimizer.load_state_dict(ckpt.optimizer)
     if scheduler is not None:
         scheduler.load_state_dict(ckpt.scheduler)
-    schedule = None
+    schedule = ema = None
     if kind != "denoiser":
         schedule = ckpt.schedule().to(device)
+        if ckpt.ema_state is None:
+            raise DifflabError(f"the {kind} checkpoint of epoch {ckpt.epoch} holds no EMA weights (written before "
+                               f"part_b.ddpm.ema_decay existed); delete results/models/{kind}/chain to retrain")
+        ema = make_ema(model, settings["ema_decay"])
+        ema.load_state_dict(ckpt.ema_state)
 
     generator = make_generator(seed, "train", kind, epoch, device=device)
     order = torch.randperm(images.shape[0], generator=generator, device=device)
@@ -136,6 +162,8 @@ def train_one_epoch(ckpt: Checkpoint, images: Tensor, labels: Tensor, device: to
             loss = ddpm_loss(model, x0, schedule, generator, labels[idx], ckpt.p_uncond)
         value = optimizer_step(loss, optimizer, f"{kind} training", epoch, step, steps,
                                f"part_b.{'denoiser' if kind == 'denoiser' else 'ddpm'}.lr")
+        if ema is not None:
+            ema.update_parameters(model)
         losses.append(value)
         seen = (step + 1) * batch_size
         bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
@@ -145,7 +173,8 @@ def train_one_epoch(ckpt: Checkpoint, images: Tensor, labels: Tensor, device: to
     return dataclasses.replace(
         ckpt,
         epoch=epoch,
-        model={k: v.detach().cpu() for k, v in model.state_dict().items()},
+        model=cpu_state(model),
+        ema_state=cpu_state(ema) if ema is not None else None,
         optimizer=optimizer.state_dict(),
         scheduler=scheduler.state_dict() if scheduler else None,
         losses=ckpt.losses + losses,

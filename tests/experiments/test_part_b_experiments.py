@@ -36,6 +36,7 @@ def inputs_of(name: str, lab) -> list[str]:
         "steps": ["--metrics", *(lab["root"] / "results" / "metrics" / f"part_b_{k}_steps.csv" for k in ("time", "class"))],
         "cfg_tradeoff": ["--metrics", *lab["cfg_csvs"]],
         "fid": ["--metrics", *lab["fid_csvs"]],
+        "ema": ["--metrics", *lab["ema_csvs"]],
         "models": ["--checkpoints", ck["denoiser", 2], ck["time", 2], ck["class", 2], "--classifier", lab["classifier"]],
     }[name]
 
@@ -50,13 +51,14 @@ def run(name: str, lab, out: Path, **changes) -> Path:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """All ten experiments and their figures, run once under <tmp>/results (the repository layout)."""
+    """All eleven experiments and their figures, run once under <tmp>/results (the repository layout)."""
     folder = tmp_path_factory.mktemp("part_b")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
         lab = {"root": folder, "npz": fx.write_npz(folder, mp), "ckpt": {}, "classifier": folder / "classifier.pt",
-               "cfg_csvs": fx.cfg_csvs(folder), "fid_csvs": fx.fid_csvs(folder)}
+               "cfg_csvs": fx.cfg_csvs(folder), "fid_csvs": fx.fid_csvs(folder),
+               "ema_csvs": fx.ema_csvs(folder)}
         for kind in ("denoiser", "time", "class"):
             for epoch in (1, 2):
                 lab["ckpt"][kind, epoch] = folder / f"{kind}_{epoch}.pt"

@@ -87,3 +87,45 @@ def test_models_table(tmp_path):
         assert f[f"{prefix}_parameters"] == f"{count_parameters(build_model(arch, 8)):,}" and f[f"{prefix}_width"] == 8
     assert f["classifier_parameters"] == f"{count_parameters(build_classifier(8)):,}"
     assert r.training_seconds.tolist() == [3.0, 3.0, 3.0, 2.5] and r.images_per_second[-1] == 800.0
+
+
+def test_ema_pairs_raw_and_ema_scores_per_model_and_epoch(tmp_path):
+    from difflab.experiments.part_b.ema import ema, time_constant
+
+    r = ema(from_json("part_b.ema", fx.settings("ema")), fx.ema_csvs(tmp_path))
+    assert r.model.tolist() == ["time", "time", "class", "class"] and r.epoch.tolist() == [1, 2, 1, 2]
+    assert r.weights.tolist() == ["raw", "ema"]
+    assert r.fid.tolist() == [[40.0, 44.0], [18.5, 16.0], [35.0, 38.0], [9.75, 8.5]]
+    assert r.kid[:, 1].tolist() == pytest.approx([0.44, 0.16, 0.38, 0.085])
+    assert r.n.tolist() == [64] * 4
+    assert r.accuracy[2:].tolist() == [[0.6, 0.7], [0.6, 0.7]] and pd.isna(r.accuracy[:2]).all()
+    facts = r.facts()
+    assert (facts["time_last_raw_fid"], facts["time_last_ema_fid"], facts["time_last_verdict"]) == ("18.5", "16", "lower than")
+    assert (facts["time_first_raw_fid"], facts["time_first_ema_fid"]) == ("40", "44")
+    assert (facts["class_last_ema_fid"], facts["class_last_ema_accuracy"], facts["class_last_raw_accuracy"]) == ("8.5", "70.0%", "60.0%")
+    assert (facts["ema_better"], facts["comparisons"], facts["ema_decay"], facts["time_constant"]) == (2, 4, "0.999", "1,000")
+    assert time_constant(0.9) == pytest.approx(10.0)
+    assert [row["value"] for row in r.rows] == pytest.approx([4.0, -2.5, 3.0, -1.25])  # EMA minus raw
+
+
+def test_ema_names_a_missing_weight_set_and_an_unpaired_epoch(tmp_path):
+    from difflab.experiments.part_b.ema import ema
+
+    settings = from_json("part_b.ema", fx.settings("ema"))
+    paths = fx.ema_csvs(tmp_path)
+    with pytest.raises(DifflabError, match="ddpm_time_ema"):
+        ema(settings, [p for p in paths if "time" not in p or "_ema" not in p])
+    with pytest.raises(DifflabError, match="class epoch 2 scored for one weight set only"):
+        ema(settings, [p for p in paths if not p.endswith("class_epoch_2_ema.csv")])
+
+
+def test_ema_figure_and_table(tmp_path):
+    from difflab.experiments.part_b import write_result
+    from difflab.experiments.part_b.ema import ema
+
+    r = ema(from_json("part_b.ema", fx.settings("ema")), fx.ema_csvs(tmp_path))
+    write_result(r, tmp_path / "result", tmp_path / "part_b_ema.csv")
+    draw("ema", tmp_path / "result", tmp_path / "fig")
+    assert (tmp_path / "fig" / "ema_fid_vs_epoch.png").stat().st_size > 0
+    table = (tmp_path / "fig" / "ema_table.md").read_text()
+    assert "FID raw" in table and "FID ema" in table and "class accuracy ema" in table and "8.5" in table

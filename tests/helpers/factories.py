@@ -24,11 +24,11 @@ SETTINGS = {
     "denoiser": {**COMMON, "noise_levels": [0.0, 0.5, 1.0], "ood_num_images": 24, "sample_batch_size": 16},
     "ood": {**COMMON, "noise_levels": [0.0, 0.5, 1.0], "ood_num_images": 24, "blur_holdout": 16,
             "blur_sigmas": [0.25, 0.5, 1.0, 2.0, 3.0], "sample_batch_size": 16},
-    "time_grids": {**COMMON, **SAMPLER, "time_grid_samples": 10, "sample_batch_size": 16},
-    "class_grids": {**COMMON, **SAMPLER, "class_grid_per_digit": 2, "guidance_scale": 5.0, "sample_batch_size": 16},
-    "time_gif": {**COMMON, **SAMPLER, "time_grid_samples": 10, "sample_batch_size": 16, "gif_frames": 4},
-    "class_gif": {**COMMON, **SAMPLER, "class_grid_per_digit": 2, "guidance_scale": 5.0, "sample_batch_size": 16, "gif_frames": 4},
-    "cfg": {**COMMON, **SAMPLER, "cfg_sweep": [0, 5], "sample_batch_size": 16},
+    "time_grids": {**COMMON, **SAMPLER, "time_grid_samples": 10, "sample_batch_size": 16, "sample_weights": "raw"},
+    "class_grids": {**COMMON, **SAMPLER, "class_grid_per_digit": 2, "guidance_scale": 5.0, "sample_batch_size": 16, "sample_weights": "raw"},
+    "time_gif": {**COMMON, **SAMPLER, "time_grid_samples": 10, "sample_batch_size": 16, "gif_frames": 4, "sample_weights": "raw"},
+    "class_gif": {**COMMON, **SAMPLER, "class_grid_per_digit": 2, "guidance_scale": 5.0, "sample_batch_size": 16, "gif_frames": 4, "sample_weights": "raw"},
+    "cfg": {**COMMON, **SAMPLER, "cfg_sweep": [0, 5], "sample_batch_size": 16, "sample_weights": "raw"},
     "time_steps": {**COMMON, "step_counts": [2, 12], "timestep_spacing": "leading", "num_images": 8, "ddim_eta": 0.0,
                    "sample_batch_size": 16, "kid_subset_size": 1000, "kid_subsets": 10},
     "class_steps": {**COMMON, "step_counts": [2, 12], "timestep_spacing": "leading", "num_images": 8, "ddim_eta": 0.0,
@@ -36,6 +36,7 @@ SETTINGS = {
     "steps": {},
     "cfg_tradeoff": {},
     "fid": {},
+    "ema": {"ema_decay": 0.999},
     "models": {},
 }
 
@@ -77,8 +78,9 @@ def unet_payload(architecture: str, model_state: dict, hidden: int = 8, epoch: i
             "images_per_second": None, "settings": {}, "seed": 0, **extra}
 
 
-def make_checkpoint(path: Path, kind: str, epoch: int, weights_seed: int | None = None) -> dict:
-    """A checkpoint in train.py's format with random weights (seeded by `weights_seed`, default the epoch)."""
+def make_checkpoint(path: Path, kind: str, epoch: int, weights_seed: int | None = None, ema_seed: int | None = None) -> dict:
+    """A checkpoint in train.py's format with random weights (seeded by `weights_seed`, default the epoch); with
+    `ema_seed`, an `ema_state` (AveragedModel layout) holding other random weights seeded by it."""
     arch = {"denoiser": "unconditional", "time": "time", "class": "class"}[kind]
     torch.manual_seed(epoch if weights_seed is None else weights_seed)
     model = build_model(arch, 8)
@@ -88,6 +90,10 @@ def make_checkpoint(path: Path, kind: str, epoch: int, weights_seed: int | None 
         ckpt["sigma"] = 0.5
     else:
         ckpt.update(num_timesteps=T, beta_start=1e-4, beta_end=0.02, p_uncond=0.1 if kind == "class" else 0.0)
+    if ema_seed is not None:
+        torch.manual_seed(ema_seed)
+        averaged = build_model(arch, 8).state_dict()
+        ckpt["ema_state"] = {"n_averaged": torch.tensor(3), **{f"module.{k}": v for k, v in averaged.items()}}
     save_checkpoint(path, ckpt)
     return ckpt
 
@@ -112,6 +118,24 @@ def cfg_csvs(folder: Path, values=((0, 31.5, 0.42), (5, 12.25, 0.875))) -> list[
                              {**base, "metric": "class_accuracy", "value": acc, "extractor": EXTRACTOR}])
         paths.append(str(path))
     return paths
+
+
+def ema_csvs(folder: Path, fids=(("time", 1, 40.0, 44.0), ("time", 2, 18.5, 16.0), ("class", 1, 35.0, 38.0),
+                                   ("class", 2, 9.75, 8.5))) -> list[str]:
+    """FID CSVs of raw and EMA weights per (model, epoch): rows (model, epoch, raw FID, EMA FID), KID = FID / 100,
+    class accuracy 0.6 raw and 0.7 EMA, n = 64; EMA rows in experiment ddpm_<model>_ema."""
+    paths = []
+    for kind, epoch, raw, ema in fids:
+        for suffix, fid, acc in (("", raw, 0.6), ("_ema", ema, 0.7)):
+            base = {"experiment": f"ddpm_{kind}{suffix}", "model": kind, "epoch": epoch,
+                    "parameter": "guidance=5" if kind == "class" else "", "n": 64, "extractor": EXTRACTOR}
+            rows = [{**base, "metric": "fid", "value": fid}, {**base, "metric": "kid", "value": fid / 100},
+                    {**base, "metric": "kid_std", "value": 0.01}]
+            if kind == "class":
+                rows.append({**base, "metric": "class_accuracy", "value": acc})
+            paths.append(folder / f"{kind}_epoch_{epoch}{suffix}.csv")
+            write_metrics(paths[-1], rows)
+    return [str(p) for p in paths]
 
 
 def fid_csvs(folder: Path) -> list[str]:

@@ -98,7 +98,7 @@ def test_workflow_sets_a_corrupt_checkpoint_aside_and_plans_to_recompute_it(tmp_
 
 
 DDPM_SETTINGS = {"num_timesteps": 300, "beta_start": 1e-4, "beta_end": 0.02, "hidden": 8, "batch_size": 32, "epochs": 2,
-                 "lr": 1e-3, "lr_decay_total": 0.1, "p_uncond": 0.1, "seed": 7, "device": "cpu"}
+                 "lr": 1e-3, "lr_decay_total": 0.1, "p_uncond": 0.1, "ema_decay": 0.9, "seed": 7, "device": "cpu"}
 DENOISER_SETTINGS = {"sigma": 0.5, "hidden": 8, "batch_size": 32, "epochs": 2, "lr": 1e-3, "seed": 7, "device": "cpu"}
 LEGACY_ORDER = ["architecture", "kind", "hidden", "epoch", "model", "optimizer", "scheduler", "losses", "steps_per_epoch",
                 "epoch_seconds", "images_per_second", "settings", "seed"]
@@ -118,8 +118,8 @@ def test_typed_checkpoint_round_trips_to_the_same_payload_bytes(tmp_path, kind):
     ckpt = initial_checkpoint(kind, settings, seed=7)
     assert isinstance(ckpt, Checkpoint)
     payload = ckpt.to_payload()
-    extra = ["sigma"] if kind == "denoiser" else ["num_timesteps", "beta_start", "beta_end", "p_uncond"]
-    assert list(payload) == LEGACY_ORDER + extra  # the dict train.py wrote before the dataclass, key for key
+    extra = ["sigma"] if kind == "denoiser" else ["num_timesteps", "beta_start", "beta_end", "p_uncond", "ema_state"]
+    assert list(payload) == LEGACY_ORDER + extra  # the dict train.py wrote before the dataclass, key for key (+ EMA)
     legacy = {key: getattr(ckpt, key) for key in LEGACY_ORDER + extra}
     assert pickled(payload) == pickled(legacy)
     assert Checkpoint.from_payload(payload, "x.pt") == ckpt
@@ -161,3 +161,24 @@ def test_a_denoiser_checkpoint_needs_its_sigma_and_the_classifier_is_no_unet(tmp
     save_checkpoint(tmp_path / "c.pt", {"architecture": "classifier", "width": 4, "model": {}})
     with pytest.raises(DifflabError, match="holds the MNIST classifier; expected a UNet checkpoint"):
         load_unet_checkpoint(tmp_path / "c.pt")
+
+
+def test_ema_weights_are_the_averaged_model_without_its_prefix_and_old_checkpoints_say_so(tmp_path):
+    from helpers import factories as fx
+
+    with_ema, without = tmp_path / "ema.pt", tmp_path / "old.pt"
+    payload = fx.make_checkpoint(with_ema, "class", 2, ema_seed=99)
+    fx.make_checkpoint(without, "class", 2)
+    ckpt = load_unet_checkpoint(with_ema)
+    averaged = ckpt.weights("ema")
+    assert averaged.keys() == ckpt.model.keys()  # 'module.' stripped, 'n_averaged' left out
+    assert all(torch.equal(averaged[k], payload["ema_state"][f"module.{k}"]) for k in averaged)
+    assert ckpt.weights("raw") is ckpt.model
+    model, _ = load_model(with_ema, weights="ema")
+    assert all(torch.equal(v, averaged[k]) for k, v in model.state_dict().items())
+    raw_model, _ = load_model(with_ema)
+    assert not all(torch.equal(v, averaged[k]) for k, v in raw_model.state_dict().items())
+    with pytest.raises(DifflabError, match=r"old\.pt: the 'class' checkpoint of epoch 2 holds no EMA weights"):
+        load_model(without, weights="ema")
+    with pytest.raises(DifflabError, match="expected one of raw, ema"):
+        ckpt.weights("swa")

@@ -53,3 +53,22 @@ def test_sample_class_time_and_cfg_sweep(tmp_path, capsys):
         from difflab.commands.samples import cli
 
         cli(["--job", "samples.cfg_sweep", "--checkpoint", str(ckpts["class"]), "--settings", "{}", "--out", str(tmp_path / "x.npz")])
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_ema_samples_use_the_averaged_weights_with_the_raw_samples_noise(tmp_path):
+    """--weights ema samples the checkpoint's EMA weights with the same seeds: equal to the raw samples of a checkpoint
+    whose raw weights are those EMA weights, and different from the raw samples of the same checkpoint."""
+    two, ema_as_raw = tmp_path / "two.pt", tmp_path / "ema_as_raw.pt"
+    fx.make_checkpoint(two, "time", 1, weights_seed=1, ema_seed=2)
+    fx.make_checkpoint(ema_as_raw, "time", 1, weights_seed=2)
+
+    def images(ck, *extra):
+        out = tmp_path / f"{ck.stem}{'_'.join(extra)}.npz"
+        assert main(["sample", "--job", "samples.time", "--checkpoint", str(ck), "--settings",
+                     settings("samples.time", num_images=12), "--out", str(out), *extra]) == 0
+        return np.load(out)["images"]
+
+    ema = images(two, "--weights", "ema")
+    assert np.array_equal(ema, images(ema_as_raw))
+    assert not np.array_equal(ema, images(two))

@@ -16,7 +16,8 @@ from difflab.train import ddpm_loss, denoiser_loss, initial_checkpoint, lr_gamma
 from conftest import ROOT, subprocess_env
 
 DDPM = {"num_timesteps": 300, "beta_start": 1e-4, "beta_end": 0.02, "hidden": 8, "batch_size": 32, "epochs": 2,
-        "lr": 1e-3, "lr_decay_total": 0.1, "p_uncond": 0.1, "eval_epochs": [1, 2], "seed": 7, "device": "cpu"}
+        "lr": 1e-3, "lr_decay_total": 0.1, "p_uncond": 0.1, "ema_decay": 0.9, "eval_epochs": [1, 2], "seed": 7,
+        "device": "cpu"}
 DENOISER = {"sigma": 0.5, "hidden": 8, "batch_size": 32, "epochs": 2, "lr": 1e-3, "grid_epochs": [1], "seed": 7, "device": "cpu"}
 
 
@@ -74,6 +75,50 @@ def test_nan_loss_stops_with_epoch_and_step():
         train_one_epoch(ckpt, x, labels, torch.device("cpu"), show_progress=False)
 
 
+def test_ema_follows_its_recursion_across_saved_and_reloaded_epochs(tmp_path):
+    """One step per epoch (32 images, batch 32): the raw weights W_k after each step are the checkpoints' `model`,
+    and the stored average must equal E_1 = W_1, E_k = d E_(k-1) + (1 - d) W_k, written out here, for every
+    parameter and BatchNorm running statistic, with every epoch resumed from its checkpoint file."""
+    from difflab.checkpoint import load_unet_checkpoint, save_checkpoint
+
+    settings = {**DDPM, "batch_size": 32, "epochs": 4, "ema_decay": 0.7}
+    d = settings["ema_decay"]
+    x, labels = fake_digits(32)
+    ckpt = initial_checkpoint("time", settings, seed=7)
+    assert int(ckpt.ema_state["n_averaged"]) == 0
+    expected = None
+    for epoch in range(1, 5):
+        ckpt = train_one_epoch(ckpt, x, labels, torch.device("cpu"), show_progress=False)
+        save_checkpoint(tmp_path / f"epoch_{epoch}.pt", ckpt)
+        ckpt = load_unet_checkpoint(tmp_path / f"epoch_{epoch}.pt")
+        raw = {k: v.double() for k, v in ckpt.model.items() if v.is_floating_point()}
+        expected = raw if expected is None else {k: d * expected[k] + (1 - d) * raw[k] for k in raw}
+        averaged = ckpt.weights("ema")
+        assert int(ckpt.ema_state["n_averaged"]) == epoch
+        for name, value in expected.items():
+            assert torch.allclose(averaged[name].double(), value, rtol=1e-5, atol=1e-6), (epoch, name)
+    assert any("running_mean" in k for k in expected)  # BatchNorm statistics are averaged too
+    assert not all(torch.allclose(averaged[k], ckpt.model[k]) for k in raw)
+
+
+def test_ema_leaves_the_raw_weights_unchanged():
+    """The average reads the weights and draws no random numbers: any decay gives the same raw weights."""
+    x, labels = fake_digits(64)
+    runs = [train_one_epoch(initial_checkpoint("class", {**DDPM, "ema_decay": d}, seed=7), x, labels,
+                            torch.device("cpu"), show_progress=False) for d in (0.5, 0.99)]
+    assert all(torch.equal(runs[0].model[k], runs[1].model[k]) for k in runs[0].model)
+    assert not all(torch.equal(runs[0].ema_state[k], runs[1].ema_state[k]) for k in runs[0].ema_state if k != "n_averaged")
+
+
+def test_a_ddpm_checkpoint_without_ema_is_refused_for_training():
+    import dataclasses
+
+    old = dataclasses.replace(initial_checkpoint("time", DDPM, seed=7), ema_state=None)
+    x, labels = fake_digits(32)
+    with pytest.raises(DifflabError, match="holds no EMA weights.*delete results/models/time/chain"):
+        train_one_epoch(old, x, labels, torch.device("cpu"), show_progress=False)
+
+
 def run_train(args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "difflab", "train", *args], cwd=ROOT, env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
@@ -105,3 +150,7 @@ def test_killed_epoch_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, m
     assert a["losses"] == b["losses"]
     for name in a["model"]:
         assert torch.equal(a["model"][name], b["model"][name]), name
+    assert a["ema_state"].keys() == b["ema_state"].keys() and int(a["ema_state"]["n_averaged"]) == len(a["losses"])
+    for name in a["ema_state"]:  # the EMA weights resume bit for bit too, and differ from the raw weights
+        assert torch.equal(a["ema_state"][name], b["ema_state"][name]), name
+    assert not all(torch.equal(a["ema_state"][f"module.{k}"], v) for k, v in a["model"].items())

@@ -4,7 +4,7 @@
     figure <name> --result-dir results/experiments/part_b/<name> --out-dir results/figures/part_b/<name>
 
 Inputs of `run` by experiment: denoiser: --data --checkpoints...; ood: --data --denoiser --time-model;
-time_grids/class_grids: --checkpoints...; time_gif/class_gif/cfg: --checkpoint; cfg_tradeoff/fid: --metrics...;
+time_grids/class_grids: --checkpoints...; time_gif/class_gif/cfg: --checkpoint; cfg_tradeoff/fid/ema: --metrics...;
 models: --checkpoints... --classifier;
 time_steps/class_steps: --checkpoint --data --classifier; steps: --metrics...
 """
@@ -24,6 +24,7 @@ INPUTS: dict[str, tuple[str, ...]] = {
     "cfg": ("checkpoint",),
     "cfg_tradeoff": ("metrics",),
     "fid": ("metrics",),
+    "ema": ("metrics",),
     "models": ("checkpoints", "classifier"),
     "time_steps": ("checkpoint", "data", "classifier"),
     "class_steps": ("checkpoint", "data", "classifier"),

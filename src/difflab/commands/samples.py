@@ -3,6 +3,7 @@
     python -m difflab sample --job samples.class --checkpoint results/models/class/epoch_20.pt \
         --settings '<json>' --out results/samples/class/epoch_20.npz
     python -m difflab sample --job samples.cfg_sweep --guidance 5 ...   (one guidance scale of the CFG sweep)
+    python -m difflab sample --job samples.class --weights ema ...      (the EMA weights: epoch_20_ema.npz)
 
 The npz holds `images` (N, 28, 28) float32 in [0, 1], `labels` (N,) int64 (digit i % 10, or -1 for the time
 model), `guidance` (nan for the time model), `model` ('time' | 'class'), `epoch` and `seed` (the derived seed of
@@ -21,8 +22,11 @@ from difflab.io import atomic_path
 DIGITS = 10
 
 
-def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float | None = None) -> None:
-    """Sample `settings.num_images` (or `cfg_sweep_num_images`) images of `checkpoint` into `out`."""
+def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float | None = None,
+                  weights: str = "raw") -> None:
+    """Sample `settings.num_images` (or `cfg_sweep_num_images`) images of `checkpoint`'s `weights` ('raw' | 'ema')
+    into `out`. Both weight sets draw the same noise (same generator keys), so raw and EMA samples differ by the
+    weights only. Raises DifflabError naming the checkpoint when it holds no such weights or another model."""
     import torch
 
     from difflab.checkpoint import load_model
@@ -31,7 +35,7 @@ def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float
     from difflab.sampling import ddpm_sample
 
     device, seed = start_job(settings.device, settings.seed)
-    model, ckpt = load_model(checkpoint, device)
+    model, ckpt = load_model(checkpoint, device, weights)
     arch = getattr(ckpt, "architecture", "classifier")  # load_model returns a plain dict for the classifier only
     if arch not in ("time", "class"):
         raise DifflabError(f"{checkpoint}: holds a {arch!r} model; expected a 'time' or 'class' DDPM")
@@ -58,7 +62,7 @@ def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-    print(f"{n} samples of the {arch} DDPM (epoch {ckpt.epoch}{'' if labels is None else f', guidance {guidance:g}'}) -> {out}")
+    print(f"{n} samples of the {arch} DDPM ({weights} weights, epoch {ckpt.epoch}{'' if labels is None else f', guidance {guidance:g}'}) -> {out}")
 
 
 def cli(argv: list[str]) -> None:
@@ -69,8 +73,9 @@ def cli(argv: list[str]) -> None:
     parser.add_argument("--checkpoint", required=True, help="results/models/<time|class>/epoch_<e>.pt")
     parser.add_argument("--settings", required=True, help="JSON of the job's settings (difflab.settings.pipeline)")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (samples.cfg_sweep only)")
+    parser.add_argument("--weights", choices=["raw", "ema"], default="raw", help="the checkpoint's raw or EMA weights")
     parser.add_argument("--out", required=True, help="npz to write")
     args = parser.parse_args(argv)
     if (args.guidance is None) == (args.job == "samples.cfg_sweep"):
         raise DifflabError("--guidance is required by samples.cfg_sweep and taken by no other job")
-    write_samples(args.job, from_json(args.job, args.settings), args.checkpoint, args.out, args.guidance)
+    write_samples(args.job, from_json(args.job, args.settings), args.checkpoint, args.out, args.guidance, args.weights)

@@ -11,6 +11,7 @@ Files per experiment (under results/figures/part_b/<name>/):
     cfg           cfg_sweep.png
     cfg_tradeoff  cfg_tradeoff.png, cfg_table.md
     fid           fid_vs_epoch.png, fid_table.md
+    ema           ema_fid_vs_epoch.png, ema_table.md
     models        models_table.md
     time_steps, class_steps, steps   see difflab.figures.part_b_steps
 """
@@ -151,6 +152,34 @@ def fid(r: dict, out: Path) -> None:
     pipe_table(out / "fid_table.md", columns)
 
 
+def ema(r: dict, out: Path) -> None:
+    """FID against epoch of raw (solid) and EMA (dashed) weights, one colour per DDPM; the table of both."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for kind, colour in (("time", "tab:blue"), ("class", "tab:orange")):
+        rows = r["model"] == kind
+        for j, (weights, style) in enumerate(zip(r["weights"], ("-", "--"))):
+            ax.plot(r["epoch"][rows], r["fid"][rows, j], style, marker="o" if j == 0 else "s", color=colour,
+                    markersize=4, label=f"{TITLES[kind]}, {weights}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"FID ({r['extractor']})")
+    ax.set_title(f"raw vs EMA weights (decay {float(r['ema_decay']):g}), n = {int(np.nanmax(r['n']))}", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, out / "ema_fid_vs_epoch.png")
+    columns: dict[str, list] = {"model": [TITLES[str(m)] for m in r["model"]], "epoch": [int(e) for e in r["epoch"]],
+                                "n": [int(x) for x in r["n"]]}
+    for j, weights in enumerate(r["weights"]):
+        columns[f"FID {weights}"] = list(r["fid"][:, j])
+    for j, weights in enumerate(r["weights"]):
+        columns[f"KID ± std {weights}"] = [kid_text(k, s) for k, s in zip(r["kid"][:, j], r["kid_std"][:, j])]
+    for j, weights in enumerate(r["weights"]):
+        columns[f"class accuracy {weights}"] = list(r["accuracy"][:, j])
+    pipe_table(out / "ema_table.md", columns)
+
+
 def models(r: dict, out: Path) -> None:
     pipe_table(out / "models_table.md", {
         "model": r["model"], "width": r["width"], "parameters": r["parameters"], "epochs": r["epochs"],
@@ -158,7 +187,8 @@ def models(r: dict, out: Path) -> None:
 
 
 FIGURES = {"denoiser": denoiser, "ood": ood, "time_grids": grids, "class_grids": grids, "time_gif": gif, "class_gif": gif,
-           "cfg": cfg, "cfg_tradeoff": cfg_tradeoff, "fid": fid, "models": models}
+           "cfg": cfg, "cfg_tradeoff": cfg_tradeoff, "fid": fid, "ema": ema,
+           "models": models}
 FIGURES.update(time_steps=steps_figures.cells, class_steps=steps_figures.cells, steps=steps_figures.summary)
 
 

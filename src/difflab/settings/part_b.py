@@ -1,6 +1,8 @@
 """Settings of the Part B experiment jobs: one frozen dataclass per job, fields = the config keys it reads.
 
 The sampling jobs read part_b.ddpm.sampler and ddim_eta (difflab.sampler.ddim_eta_of).
+The jobs drawing the writeup's DDPM figures (grids, GIFs, guidance grid) read `sample_weights`: raw (the
+writeup's) or ema weights of each checkpoint.
 
 Jobs (results/experiments/part_b/<name>/):
     denoiser       B.1 noising figure, training loss, test-set denoising after each kept epoch
@@ -15,6 +17,7 @@ Jobs (results/experiments/part_b/<name>/):
     steps          both models' steps metrics in one table, plot and facts, from their CSVs (no key)
     cfg_tradeoff   FID and class accuracy per guidance scale, from the FID CSVs (reads no config key)
     fid            FID per evaluation epoch, the real-vs-real floor, classifier accuracy, from CSVs (no key)
+    ema            FID, KID and class accuracy of raw against EMA weights per evaluation epoch, from CSVs
     models         parameter count, width and training speed of every checkpoint (no key)
 """
 
@@ -53,6 +56,7 @@ class TimeGrids:
     sample_batch_size: int
     sampler: str
     ddim_eta: float
+    sample_weights: str
 
 
 @job("part_b.class_grids", "part_b.ddpm")
@@ -64,6 +68,7 @@ class ClassGrids:
     sample_batch_size: int
     sampler: str
     ddim_eta: float
+    sample_weights: str
 
 
 @job("part_b.time_gif", "part_b.ddpm")
@@ -75,6 +80,7 @@ class TimeGif:
     gif_frames: int
     sampler: str
     ddim_eta: float
+    sample_weights: str
 
 
 @job("part_b.class_gif", "part_b.ddpm")
@@ -87,6 +93,7 @@ class ClassGif:
     gif_frames: int
     sampler: str
     ddim_eta: float
+    sample_weights: str
 
 
 @job("part_b.cfg", "part_b.ddpm")
@@ -97,6 +104,7 @@ class Cfg:
     sample_batch_size: int
     sampler: str
     ddim_eta: float
+    sample_weights: str
 
 
 @job("part_b.time_steps", "part_b.steps")
@@ -130,6 +138,13 @@ class CfgTradeoff:
 @job("part_b.fid", "part_b.fid")
 class Fid:
     """Reads only the FID, floor and classifier CSVs (its inputs); no config key."""
+
+
+@job("part_b.ema", "part_b.ddpm")
+class Ema:
+    """Reads the FID CSVs of raw and EMA weights (its inputs) and the decay, for the report's text."""
+
+    ema_decay: float
 
 
 @job("part_b.models", "part_b")

@@ -57,6 +57,7 @@ class TrainTime:
     epochs: int
     lr: float
     lr_decay_total: float
+    ema_decay: float  # EMA of the weights, updated every optimizer step (difflab.train.make_ema)
     train_subset: int = other("data.train_subset")
 
 

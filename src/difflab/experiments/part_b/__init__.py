@@ -32,6 +32,7 @@ EXPERIMENTS: dict[str, str] = {
     "cfg": "difflab.experiments.part_b.ddpm:cfg_grid",
     "cfg_tradeoff": "difflab.experiments.part_b.summaries:cfg_tradeoff",
     "fid": "difflab.experiments.part_b.summaries:fid",
+    "ema": "difflab.experiments.part_b.ema:ema",
     "models": "difflab.experiments.part_b.summaries:models",
     "time_steps": "difflab.experiments.part_b.steps:time_steps",
     "class_steps": "difflab.experiments.part_b.steps:class_steps",

@@ -15,8 +15,10 @@ from difflab.runtime import map_in_chunks
 DIGITS = 10
 
 
-def load_unets(paths: list[str], device, architectures: tuple[str, ...]) -> list[tuple[str, torch.nn.Module, Checkpoint]]:
-    """(path, model in eval mode on `device`, its difflab.checkpoint.Checkpoint) per path, sorted by epoch.
+def load_unets(paths: list[str], device, architectures: tuple[str, ...],
+               weights: str = "raw") -> list[tuple[str, torch.nn.Module, Checkpoint]]:
+    """(path, model in eval mode on `device` with its `weights` ('raw' | 'ema', Checkpoint.weights), its
+    difflab.checkpoint.Checkpoint) per path, sorted by epoch.
 
     Raises DifflabError naming the file when a checkpoint holds another architecture than `architectures`
     (e.g. ('unconditional',)), or when two checkpoints hold the same epoch."""
@@ -24,7 +26,7 @@ def load_unets(paths: list[str], device, architectures: tuple[str, ...]) -> list
 
     loaded = []
     for path in paths:
-        model, ckpt = load_model(path, device)
+        model, ckpt = load_model(path, device, weights)
         arch = getattr(ckpt, "architecture", "classifier")  # load_model returns a plain dict for the classifier only
         if arch not in architectures:
             raise DifflabError(f"{path}: holds a {arch!r} model; expected {' or '.join(map(repr, architectures))}")

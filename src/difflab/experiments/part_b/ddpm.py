@@ -82,7 +82,7 @@ def grids(kind: str, settings, device, checkpoints: list[str]) -> GridsResult:
     """Samples of every kept checkpoint of one DDPM from the same noise, and its training loss."""
     from difflab.models import count_parameters
 
-    loaded = load_unets(checkpoints, device, (kind,))
+    loaded = load_unets(checkpoints, device, (kind,), settings.sample_weights)
     last_path, last_model, last = loaded[-1]
     losses, ends, means = loss_curve(last, last_path)
     samples = [as_images(sample_grid(kind, settings, device, settings.seed, path, model, ckpt)[0]) for path, model, ckpt in loaded]
@@ -126,7 +126,7 @@ class GifResult:
 
 def reverse_gif(kind: str, settings, device, checkpoint: str) -> GifResult:
     """`gif_frames` evenly spaced states of the reverse process of `checkpoint` (the grid's samples and noise)."""
-    (path, model, ckpt), = load_unets([checkpoint], device, (kind,))
+    (path, model, ckpt), = load_unets([checkpoint], device, (kind,), settings.sample_weights)
     _, frames = sample_grid(kind, settings, device, settings.seed, path, model, ckpt, frames=int(settings.gif_frames))
     _, _, guidance, nrow = grid_request(kind, settings, device)
     return GifResult(kind=kind, frames=np.stack([f.float().numpy() for f in frames]), nrow=nrow, epoch=int(ckpt.epoch),
@@ -160,7 +160,7 @@ def cfg_grid(settings, device, checkpoint: str) -> CfgResult:
     from difflab.runtime import make_generator
     from difflab.sampling import ddpm_sample
 
-    (path, model, ckpt), = load_unets([checkpoint], device, ("class",))
+    (path, model, ckpt), = load_unets([checkpoint], device, ("class",), settings.sample_weights)
     sweep = [float(x) for x in settings.cfg_sweep]
     labels = torch.arange(DIGITS, device=device)
     schedule = ckpt.schedule()
