@@ -57,7 +57,7 @@ rule run_tables:
     log:
         "results/logs/report/tables.log",
     shell:
-        "{DIFFLAB} report tables --manifest {input.manifest} --benchmarks results/benchmarks"
+        "{DIFFLAB} report tables --manifest {input.manifest} --benchmarks results/benchmarks --logs results/logs"
         " --out-dir results/report/tables > {log} 2>&1"
 
 

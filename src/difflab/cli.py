@@ -61,4 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"difflab {verb}: interrupted; completed outputs were kept, partial ones removed", file=sys.stderr)
         return 130
+    from difflab.usage import usage_line
+
+    print(usage_line(), file=sys.stderr)  # the job's own memory and CPU time, for the report's timing table
     return 0

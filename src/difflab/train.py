@@ -33,10 +33,12 @@ from tqdm import tqdm
 from difflab import DifflabError
 from difflab.checkpoint import Checkpoint
 from difflab.models import build_model
+from difflab.performance import accelerate, make_adam
 from difflab.runtime import derive_seed, make_generator
 from difflab.schedule import NoiseSchedule, add_gaussian_noise, forward_noise
 
 ARCHITECTURE_OF = {"denoiser": "unconditional", "time": "time", "class": "class"}
+CHECK_EVERY = 25  # steps between loss checks (one host synchronisation each; a NaN still names its own step)
 
 
 def denoiser_loss(model: nn.Module, x0: Tensor, sigma: float, generator: torch.Generator) -> Tensor:
@@ -73,8 +75,8 @@ def lr_gamma(settings: dict) -> float:
     return settings["lr_decay_total"] ** (1.0 / settings["epochs"])
 
 
-def make_optimizer(model: nn.Module, kind: str, settings: dict):
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+def make_optimizer(model: nn.Module, kind: str, settings: dict, device: torch.device = torch.device("cpu")):
+    optimizer = make_adam(model.parameters(), settings["lr"], device)
     scheduler = None if kind == "denoiser" else torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_gamma(settings))
     return optimizer, scheduler
 
@@ -109,18 +111,27 @@ def initial_checkpoint(kind: str, settings: dict, seed: int) -> Checkpoint:
                       epoch_seconds=[], images_per_second=None, settings=settings, seed=seed, **extra)
 
 
-def optimizer_step(loss: Tensor, optimizer: torch.optim.Optimizer, what: str, epoch: int, step: int, steps: int,
-                   lr_key: str) -> float:
-    """One gradient step on a scalar loss; returns its value. Every training loop (the UNets, the classifier) steps
-    through here, so a NaN or infinite loss stops training with one line naming the epoch, the step and the config
-    key of the learning rate to lower (raises DifflabError) instead of training on garbage."""
-    value = loss.item()
-    if not math.isfinite(value):
-        raise DifflabError(f"{what} diverged: loss is {value} at epoch {epoch}, step {step + 1}/{steps}; lower {lr_key}")
+def optimizer_step(loss: Tensor, optimizer: torch.optim.Optimizer) -> Tensor:
+    """One gradient step on a scalar loss; returns the loss, detached, on its device (no host synchronisation: check
+    it with raise_if_diverged every few steps)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return value
+    return loss.detach()
+
+
+def raise_if_diverged(losses: Tensor, first_step: int, what: str, epoch: int, steps: int, lr_key: str) -> list[float]:
+    """The losses of steps first_step, first_step + 1, ... (a 1-D tensor) as floats, one host synchronisation.
+
+    Every training loop (the UNets, the classifier) checks its losses here, so a NaN or infinite loss stops training
+    with one line naming the epoch, the first bad step and the config key of the learning rate to lower (raises
+    DifflabError) before a checkpoint of garbage is written."""
+    values = losses.tolist()
+    for offset, value in enumerate(values):
+        if not math.isfinite(value):
+            raise DifflabError(f"{what} diverged: loss is {value} at epoch {epoch}, step {first_step + offset + 1}/{steps}; "
+                               f"lower {lr_key}")
+    return values
 
 
 def train_one_epoch(ckpt: Checkpoint, images: Tensor, labels: Tensor, device: torch.device,
@@ -131,7 +142,8 @@ def train_one_epoch(ckpt: Checkpoint, images: Tensor, labels: Tensor, device: to
     model = build_model(ckpt.architecture, ckpt.hidden).to(device)
     model.load_state_dict(ckpt.model)
     model.train()
-    optimizer, scheduler = make_optimizer(model, kind, settings)
+    forward = accelerate(model, settings["precision"], settings["compile"], device)  # difflab.performance
+    optimizer, scheduler = make_optimizer(model, kind, settings, device)
     optimizer.load_state_dict(ckpt.optimizer)
     if scheduler is not None:
         scheduler.load_state_dict(ckpt.scheduler)
@@ -149,24 +161,27 @@ def train_one_epoch(ckpt: Checkpoint, images: Tensor, labels: Tensor, device: to
     batch_size = settings["batch_size"]
     steps = math.ceil(images.shape[0] / batch_size)
     losses: list[float] = []
+    pending: list[Tensor] = []  # losses on the device since the last check
+    lr_key = f"part_b.{'denoiser' if kind == 'denoiser' else 'ddpm'}.lr"
     start = time.perf_counter()
     bar = tqdm(range(steps), desc=f"{kind} epoch {epoch}/{settings['epochs']}", unit="batch", disable=not show_progress, mininterval=2.0)
     for step in bar:
         idx = order[step * batch_size: (step + 1) * batch_size]
         x0 = images[idx]
         if kind == "denoiser":
-            loss = denoiser_loss(model, x0, settings["sigma"], generator)
+            loss = denoiser_loss(forward, x0, settings["sigma"], generator)
         elif kind == "time":
-            loss = ddpm_loss(model, x0, schedule, generator)
+            loss = ddpm_loss(forward, x0, schedule, generator)
         else:
-            loss = ddpm_loss(model, x0, schedule, generator, labels[idx], ckpt.p_uncond)
-        value = optimizer_step(loss, optimizer, f"{kind} training", epoch, step, steps,
-                               f"part_b.{'denoiser' if kind == 'denoiser' else 'ddpm'}.lr")
+            loss = ddpm_loss(forward, x0, schedule, generator, labels[idx], ckpt.p_uncond)
+        pending.append(optimizer_step(loss, optimizer))
         if ema is not None:
             ema.update_parameters(model)
-        losses.append(value)
-        seen = (step + 1) * batch_size
-        bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
+        if len(pending) == CHECK_EVERY or step == steps - 1:
+            losses += raise_if_diverged(torch.stack(pending), step + 1 - len(pending), f"{kind} training", epoch, steps, lr_key)
+            pending.clear()
+            seen = (step + 1) * batch_size
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
     if scheduler is not None:
         scheduler.step()  # once per epoch (spec B.2.2)
     seconds = time.perf_counter() - start

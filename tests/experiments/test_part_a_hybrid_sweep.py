@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from difflab.edit import algorithms as A
 from difflab.experiments.part_a.illusions import kernel_follows_sigma, select_sigma
-from test_part_a_experiments import lab, metrics, mnist_hashes, run  # noqa: F401  (fixtures)
+import test_part_a_experiments as part_a
+from test_part_a_experiments import metrics, run
+
+lab, mnist_hashes = part_a.lab, part_a.mnist_hashes  # the Part A lab's fixtures, shared
 
 from difflab.cli import main
 

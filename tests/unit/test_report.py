@@ -329,6 +329,34 @@ def test_tables_command_writes_manifest_and_timings_tables(tmp_path):
     assert "{#tbl-timings}" in timings
 
 
+def test_timings_take_memory_and_cpu_from_the_jobs_own_usage_line(tmp_path):
+    """Under the job server Snakemake measures the forwarding process; the job's own usage line in its log wins, and a
+    CUDA column appears when a job used CUDA. Logs without the line keep the benchmark's numbers."""
+    paths = write_fixture_project(tmp_path)
+    logs = tmp_path / "logs"
+    (logs / "train").mkdir(parents=True)
+    (logs / "train" / "epoch_1.log").write_text("training...\ndifflab usage: max_rss_mb=2048.5 cpu_s=30.25 cuda_peak_mb=900.0\n")
+    (logs / "report.log").write_text("no usage line here\n")
+    assert main(["report", "tables", "--manifest", str(paths["manifest"]), "--benchmarks", str(paths["benchmarks"]),
+                 "--logs", str(logs), "--out-dir", str(paths["tables"])]) == 0
+    timings = (paths["tables"] / "timings.md").read_text()
+    table = [line.split(" | ") for line in timings.splitlines() if line.startswith("| ")][2:]
+    cells = {row[0].strip("| "): [c.strip("| ") for c in row[1:]] for row in table}
+    assert cells["`train/epoch_1`"] == ["12.50", "2,048.5", "30.25", "900.0"]
+    assert cells["`report` (mean of 2)"] == ["2.00", "100.0", "1.00", "NA"]
+    assert "peak CUDA memory (MB)" in timings
+
+
+def test_usage_line_round_trips(tmp_path):
+    from difflab.usage import read_usage, usage_line
+
+    log = tmp_path / "job.log"
+    log.write_text(f"output\n{usage_line()}\n")
+    usage = read_usage(log)
+    assert usage["max_rss"] > 10 and usage["cpu_time"] > 0 and usage["cuda_peak"] is None
+    assert read_usage(tmp_path / "missing.log") is None
+
+
 def test_run_tables_reject_bad_manifest_and_benchmark(tmp_path):
     paths = write_fixture_project(tmp_path)
     text = paths["manifest"].read_text()

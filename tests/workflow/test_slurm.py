@@ -356,7 +356,7 @@ def test_a_failing_job_fails_the_run_with_its_slurm_job_id_and_log(cluster, sour
     # The job's own log (every rule writes its output there: `> {log} 2>&1`) holds the error, and the run prints it.
     error = "difflab data: error: broken/MNIST/raw: torchvision cannot read the train IDX files"
     assert error in (work / "results" / "logs" / "data" / "mnist.log").read_text()
-    assert f"Logfile results/logs/data/mnist.log:\n" in out and error in out
+    assert "Logfile results/logs/data/mnist.log:\n" in out and error in out
     assert sacct([job_id])[job_id]["State"] == "FAILED"
     record_timing(f"failing-job run: {seconds:.0f} s ({failed.group(0).splitlines()[-1].strip()})")
 

@@ -1,7 +1,7 @@
 """`difflab report <action>`: the report stage.
 
     python -m difflab report variables --facts results/experiments/*/*/facts.json --out results/report/variables.json
-    python -m difflab report tables --manifest results/manifest.json --benchmarks results/benchmarks \
+    python -m difflab report tables --manifest results/manifest.json --benchmarks results/benchmarks --logs results/logs \
         --out-dir results/report/tables
     python -m difflab report render --settings '{"title": ...}' --qmd report/index.qmd \
         --manifest results/manifest.json --variables results/report/variables.json --out results/report/index.html
@@ -25,6 +25,7 @@ def cli(argv: list[str]) -> None:
     tables = sub.add_parser("tables", help="write manifest.md and timings.md")
     tables.add_argument("--manifest", default="results/manifest.json")
     tables.add_argument("--benchmarks", default="results/benchmarks")
+    tables.add_argument("--logs", default="results/logs", help="job logs: each job's own memory and CPU time (difflab.usage)")
     tables.add_argument("--out-dir", default="results/report/tables")
 
     render = sub.add_parser("render", help="render the report to one self-contained HTML file")
@@ -47,7 +48,7 @@ def cli(argv: list[str]) -> None:
     elif args.action == "tables":
         from difflab.report.run_tables import write_run_tables
 
-        for path in write_run_tables(args.manifest, args.benchmarks, args.out_dir):
+        for path in write_run_tables(args.manifest, args.benchmarks, args.out_dir, args.logs):
             print(f"wrote {path}")
     else:
         from difflab.report.render import render_report

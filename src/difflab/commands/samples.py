@@ -30,6 +30,7 @@ def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float
     import torch
 
     from difflab.checkpoint import load_model
+    from difflab.performance import accelerate
     from difflab.runtime import derive_seed, make_generator, start_job
     from difflab.sampler import ddim_eta_of
     from difflab.sampling import ddpm_sample
@@ -48,7 +49,8 @@ def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float
         labels = torch.arange(n, device=device) % DIGITS
     schedule = ckpt.schedule()
     keys = ("partb", "sample", arch)
-    images, _ = ddpm_sample(model, schedule, n, make_generator(seed, *keys, device=device), device, labels=labels,
+    forward = accelerate(model, settings.precision, settings.compile, device)  # performance.precision / .compile
+    images, _ = ddpm_sample(forward, schedule, n, make_generator(seed, *keys, device=device), device, labels=labels,
                             guidance_scale=guidance if labels is not None else None, batch_size=settings.sample_batch_size,
                             ddim_eta=ddim_eta_of(settings.sampler, settings.ddim_eta))
     arrays = {

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from difflab import DifflabError
 from difflab.metrics.extractors import CLASSIFIER_FEATURES_PER_WIDTH
-from difflab.train import optimizer_step
+from difflab.train import optimizer_step, raise_if_diverged
 from difflab.runtime import make_generator
 
 
@@ -97,7 +97,8 @@ def train_classifier(
         for step in bar:
             idx = order[step * batch_size: (step + 1) * batch_size]
             loss = F.cross_entropy(model(images[idx]), labels[idx])
-            value = optimizer_step(loss, optimizer, "classifier training", epoch, step, steps, "part_b.classifier.lr")
+            value, = raise_if_diverged(optimizer_step(loss, optimizer)[None], step, "classifier training", epoch, steps,
+                                       "part_b.classifier.lr")
             scheduler.step()
             total += value * idx.numel()
             seen = min((step + 1) * batch_size, images.shape[0])

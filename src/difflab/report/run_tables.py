@@ -8,6 +8,7 @@ from pathlib import Path
 
 from difflab import DifflabError
 from difflab.io import read_json, write_text
+from difflab.usage import read_usage
 from difflab.report.page import REQUIRED_MANIFEST_KEYS, _commit_text, _plain, _require
 
 BENCHMARK_COLUMNS = ("s", "max_rss", "cpu_time")
@@ -79,37 +80,53 @@ def _fmt(value: float | None, digits: int) -> str:
     return "NA" if value is None else f"{value:,.{digits}f}"
 
 
-def timings_markdown(folder: Path) -> str:
-    """A table of every benchmark TSV under `folder` (job = path without .tsv), with totals on the last row."""
+def timings_markdown(folder: Path, logs: Path | None = None) -> str:
+    """A table of every benchmark TSV under `folder` (job = path without .tsv), with totals on the last row.
+
+    Wall time is Snakemake's. Peak memory and CPU time come from the job's own usage line in its log
+    (`logs`/<job>.log, difflab.usage) where there is one, since under the job server Snakemake measures only the
+    forwarding process; else from the TSV. A peak-CUDA-memory column appears when any job used CUDA."""
     if not folder.is_dir():
         raise DifflabError(f"{folder}: benchmark folder not found")
     files = sorted(folder.rglob("*.tsv"))
     if not files:
         return f"No Snakemake benchmark files were found under `{folder.as_posix()}`.\n"
-    rows, wall, cpu, rss = [], 0.0, 0.0, []
+    jobs = []
     for path in files:
-        b = read_benchmark(path)
         job = path.relative_to(folder).with_suffix("").as_posix()
+        b = read_benchmark(path)
+        own = read_usage(logs / f"{job}.log") if logs is not None else None
+        if own is not None:
+            b |= own
+        jobs.append((job, b))
+    cuda = any(b.get("cuda_peak") is not None for _, b in jobs)
+    rows, wall, cpu, rss, peaks = [], 0.0, 0.0, [], []
+    for job, b in jobs:
         runs = f" (mean of {b['runs']})" if b["runs"] > 1 else ""
-        rows.append([f"`{job}`{runs}", _fmt(b["s"], 2), _fmt(b["max_rss"], 1), _fmt(b["cpu_time"], 2)])
+        rows.append([f"`{job}`{runs}", _fmt(b["s"], 2), _fmt(b["max_rss"], 1), _fmt(b["cpu_time"], 2)]
+                    + ([_fmt(b.get("cuda_peak"), 1)] if cuda else []))
         wall += b["s"] or 0.0
         cpu += b["cpu_time"] or 0.0
         rss += [b["max_rss"]] if b["max_rss"] is not None else []
+        peaks += [b["cuda_peak"]] if b.get("cuda_peak") is not None else []
     rows.append([f"**total ({len(files)} jobs)**", f"**{_fmt(wall, 2)}**", f"**peak {_fmt(max(rss) if rss else None, 1)}**",
-                 f"**{_fmt(cpu, 2)}**"])
-    table = pipe_table(["job", "wall (s)", "max RSS (MB)", "CPU time (s)"], rows, "lrrr")
-    return (table + f"\n: Snakemake benchmarks of every job ({folder.as_posix()}); the total sums the wall and CPU "
-            "times of all jobs, which may have run in parallel {#tbl-timings}\n")
+                 f"**{_fmt(cpu, 2)}**"] + ([f"**peak {_fmt(max(peaks), 1)}**"] if cuda else []))
+    headers = ["job", "wall (s)", "max RSS (MB)", "CPU time (s)"] + (["peak CUDA memory (MB)"] if cuda else [])
+    table = pipe_table(headers, rows, "lrrr" + ("r" if cuda else ""))
+    return (table + f"\n: Every job's wall time (Snakemake benchmarks, {folder.as_posix()}), peak memory and CPU time (the "
+            "job's own, from its log); the total sums the wall and CPU times of all jobs, which may have run in "
+            "parallel {#tbl-timings}\n")
 
 
-def write_run_tables(manifest_path: str | Path, benchmarks: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write manifest.md and timings.md into `out_dir`; returns their paths."""
+def write_run_tables(manifest_path: str | Path, benchmarks: str | Path, out_dir: str | Path,
+                     logs: str | Path | None = None) -> list[Path]:
+    """Write manifest.md and timings.md into `out_dir` (job usage from the logs under `logs`); returns their paths."""
     manifest_path, out_dir = Path(manifest_path), Path(out_dir)
     manifest = read_json(manifest_path)
     if not isinstance(manifest, dict):
         raise DifflabError(f"{manifest_path}: expected a JSON object")
     outputs = {out_dir / "manifest.md": manifest_markdown(manifest, manifest_path),
-               out_dir / "timings.md": timings_markdown(Path(benchmarks))}
+               out_dir / "timings.md": timings_markdown(Path(benchmarks), Path(logs) if logs else None)}
     for path, text in outputs.items():
         write_text(path, text)
     return list(outputs)

@@ -33,6 +33,9 @@ class Mnist:
 # --- models -------------------------------------------------------------------------------------------------
 
 
+PRECISION, COMPILE = "performance.precision", "performance.compile"  # difflab.performance
+
+
 @job("models.train_denoiser", "part_b.denoiser")
 class TrainDenoiser:
     seed: int
@@ -43,6 +46,8 @@ class TrainDenoiser:
     epochs: int
     lr: float
     train_subset: int = other("data.train_subset")
+    precision: str = other(PRECISION)
+    compile: bool = other(COMPILE)
 
 
 @job("models.train_time", "part_b.ddpm")
@@ -59,6 +64,8 @@ class TrainTime:
     lr_decay_total: float
     ema_decay: float  # EMA of the weights, updated every optimizer step (difflab.train.make_ema)
     train_subset: int = other("data.train_subset")
+    precision: str = other(PRECISION)
+    compile: bool = other(COMPILE)
 
 
 @job("models.train_class", "part_b.ddpm")
@@ -90,6 +97,8 @@ class SampleTime:
     num_images: int = other("part_b.fid.num_images")
     sampler: str = other("part_b.ddpm.sampler")
     ddim_eta: float = other("part_b.ddpm.ddim_eta")
+    precision: str = other(PRECISION)
+    compile: bool = other(COMPILE)
 
 
 @job("samples.class", "part_b.ddpm")
@@ -101,6 +110,8 @@ class SampleClass:
     num_images: int = other("part_b.fid.num_images")
     sampler: str = other("part_b.ddpm.sampler")
     ddim_eta: float = other("part_b.ddpm.ddim_eta")
+    precision: str = other(PRECISION)
+    compile: bool = other(COMPILE)
 
 
 @job("samples.cfg_sweep", "part_b.ddpm")
@@ -113,6 +124,8 @@ class SampleCfgSweep:
     cfg_sweep_num_images: int = other("part_b.fid.cfg_sweep_num_images")
     sampler: str = other("part_b.ddpm.sampler")
     ddim_eta: float = other("part_b.ddpm.ddim_eta")
+    precision: str = other(PRECISION)
+    compile: bool = other(COMPILE)
 
 
 # --- metrics ------------------------------------------------------------------------------------------------
