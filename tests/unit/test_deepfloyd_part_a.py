@@ -80,3 +80,21 @@ def test_the_campanile_mask_scales_with_the_image():
     assert m16.sum() == 3 * 5 * 4  # rows round(0.5)..round(5) = 0..4, columns 6..round(10.5) = 6..9
     with pytest.raises(DifflabError, match="covers nothing"):
         scaled_rectangle_mask([0, 1, 0, 1], (3, 16, 16))
+
+
+def test_sampling_upsamples_its_final_images_with_stage_2(setup, tmp_path, one_thread):
+    from helpers.deepfloyd_fixture import save_tiny_stage_2
+
+    cfg, d = setup
+    cfg = json.loads(json.dumps(cfg))
+    cfg["part_a"]["deepfloyd"].update(stage_2=True, stage_2_dir=str(save_tiny_stage_2(tmp_path / "II")), stage_2_steps=2)
+    cfg["part_a"].update(sample_prompts=cfg["part_a"]["sample_prompts"][:1], sample_step_counts=[5])
+    backend(settings_json(cfg, "models.deepfloyd_backend"), str(d / "e.pt"), str(tmp_path / "backend.json"))
+    run("sampling", settings_json(cfg, "part_a.sampling"), str(tmp_path / "backend.json"), "unused", "unused",
+        str(tmp_path / "sampling"), str(tmp_path / "sampling.csv"))
+    arrays = np.load(tmp_path / "sampling" / "result.npz")
+    images, up = arrays["images"], arrays["upsampled"]
+    assert up.shape == (len(images), 3, 4 * SIZE, 4 * SIZE) and up.min() >= -1 and up.max() <= 1 and up.std() > 0
+    assert json.loads((tmp_path / "sampling" / "facts.json").read_text())["stage_2"] == f"yes, to {4 * SIZE} px"
+    draw("sampling", tmp_path / "sampling", tmp_path / "fig")
+    assert Image.open(tmp_path / "fig" / "sampling.png").size[1] > 100  # two rows: stage I, then stage II
