@@ -251,3 +251,23 @@ def draw(name: str, result_dir: str | Path, out_dir: str | Path) -> None:
         arrays = {k: npz[k] for k in npz.files}
     facts = json.loads((result_dir / "facts.json").read_text())
     FIGURES[name](to_unit_range(arrays, facts), facts, out)
+    if facts.get("backend", "mnist") != "mnist":
+        for png in sorted(out.glob("*.png")):
+            stamp_model(png, facts["model"])
+
+
+def stamp_model(path: Path, text: str) -> None:
+    """Add a white strip with `text` (the backend's model, facts["model"]) above the PNG at `path`, so a figure made
+    on another backend than MNIST says so wherever it is shown."""
+    from PIL import Image, ImageDraw
+
+    from difflab.io import atomic_path
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+    strip = 18
+    canvas = Image.new("RGB", (im.width, im.height + strip), "white")
+    canvas.paste(im, (0, strip))
+    ImageDraw.Draw(canvas).text((4, 3), text, fill="black")
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="PNG")
