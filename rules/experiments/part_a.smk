@@ -14,11 +14,10 @@ def part_a_settings(wildcards):
 
 
 def part_a_inputs(wildcards):
-    inputs = {"data": MNIST, "classifier": CLASSIFIER}
     if config["part_a"]["backend"] == "mnist":
-        inputs["checkpoint"] = final_checkpoint("class")
-    else:  # deepfloyd: the backend file (rules/deepfloyd.smk)
-        inputs["checkpoint"] = DEEPFLOYD_BACKEND
+        inputs = {"data": MNIST, "classifier": CLASSIFIER, "checkpoint": final_checkpoint("class")}
+    else:  # deepfloyd: the backend file (rules/deepfloyd.smk); no MNIST digits, no MNIST classifier
+        inputs = {"checkpoint": DEEPFLOYD_BACKEND}
     if wildcards.experiment == "inpaint":  # mask images: a changed mask file reruns the job
         inputs["masks"] = [m for m in config["part_a"]["inpaint_masks"] if isinstance(m, str)]
     if wildcards.experiment in ("hybrids", "illusions") and config["part_a"]["hybrid_sigma_choice"] == "best":
@@ -43,6 +42,8 @@ rule part_a:
         settings=part_a_settings,
         out_dir="results/experiments/part_a/{experiment}",
         extra=part_a_extra_args,
+        data=MNIST,
+        classifier=CLASSIFIER,
     log:
         "results/logs/experiments/part_a/{experiment}.log",
     benchmark:
@@ -52,5 +53,5 @@ rule part_a:
         gpu=1,
     shell:
         "{DIFFLAB} parta run {wildcards.experiment} --settings {params.settings:q} --checkpoint {input.checkpoint}"
-        " --data {input.data} --classifier {input.classifier} --out-dir {params.out_dir}"
+        " --data {params.data} --classifier {params.classifier} --out-dir {params.out_dir}"
         " --metrics-out {output.metrics} {params.extra} > {log} 2>&1"

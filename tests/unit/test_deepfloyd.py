@@ -210,3 +210,21 @@ def test_importing_difflab_does_not_import_diffusers():
     code = ("import sys, difflab, difflab.edit.backends, difflab.edit.backends.deepfloyd, difflab.workflow; "
             "assert 'diffusers' not in sys.modules and 'transformers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cpu_offload_is_ignored_on_the_cpu_and_needs_accelerate_on_cuda(folder, embeds, den, capsys, monkeypatch):
+    import importlib.util
+
+    from difflab.edit.backends.deepfloyd import place
+
+    offloaded = DeepFloydDenoiser.load(MODEL, str(folder), embeds, "cpu", cpu_offload=True)
+    assert "cpu_offload' is ignored on cpu" in capsys.readouterr().err
+    x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    cond = den.encode("a rocket ship").expand(2, -1, -1)
+    with torch.no_grad():
+        assert torch.equal(offloaded.predict_noise(x, 500, cond)[0], den.predict_noise(x, 500, cond)[0])
+    assert importlib.util.find_spec("accelerate") is not None  # requirements.txt pins it
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "accelerate" else real(name, *a))
+    with pytest.raises(DifflabError, match="'accelerate' package is not installed"):
+        place(offloaded.pipe, torch.device("cuda"), True)

@@ -16,8 +16,12 @@ from difflab.edit.photos import process_pil_im, scaled_rectangle_mask, skimage_p
 from difflab.settings import from_json, settings_json
 from helpers.deepfloyd_fixture import SIZE, random_embeds, save_tiny_pipeline
 
-# the experiments that run on this backend so far (the others still read MNIST digits or the MNIST classifier)
-RUNNING = ["forward", "blur", "one_step", "iterative", "samples", "sdedit", "inpaint", "anagrams", "hybrids"]
+from difflab.experiments.part_a import EXPERIMENTS
+from difflab.figures.part_a import draw
+
+RUNNING = list(EXPERIMENTS)  # every Part A experiment runs on this backend
+NOT_APPLICABLE = {"sampling": "agreement", "cfg": "agreement", "img2img": "target_rates", "illusions": "anagram_both",
+                  "spacing": "better_guided"}  # facts that need the MNIST classifier
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,14 @@ def test_experiment_runs_on_the_tiny_pipeline(setup, name, one_thread):
     assert facts["backend"] == "deepfloyd" and facts["model_id"] == "DeepFloyd/IF-I-L-v1.0"
     arrays = np.load(d / name / "result.npz")
     images = [arrays[k] for k in arrays.files if arrays[k].ndim == 4]
-    assert images and all(x.shape[1:] == (3, SIZE, SIZE) and x.min() >= -1 and x.max() <= 1 for x in images)
+    if name not in ("benchmark", "illusions", "spacing"):  # these hold numbers only
+        assert images and all(x.shape[1:] == (3, SIZE, SIZE) and x.min() >= -1 and x.max() <= 1 for x in images)
+    if name in NOT_APPLICABLE:
+        assert "n/a" in facts[NOT_APPLICABLE[name]]
+    assert facts["model"] == "DeepFloyd IF stage I (DeepFloyd/IF-I-L-v1.0)" and "astronaut" in facts["inputs"]
+    draw(name, d / name, d / "fig" / name)  # the figure job on these files
+    pngs = list((d / "fig" / name).glob("*.png"))
+    assert pngs and all(Image.open(p).size[0] > 50 for p in pngs)
 
 
 def test_process_pil_im_resizes_the_short_side_and_centre_crops():
@@ -69,3 +80,21 @@ def test_the_campanile_mask_scales_with_the_image():
     assert m16.sum() == 3 * 5 * 4  # rows round(0.5)..round(5) = 0..4, columns 6..round(10.5) = 6..9
     with pytest.raises(DifflabError, match="covers nothing"):
         scaled_rectangle_mask([0, 1, 0, 1], (3, 16, 16))
+
+
+def test_sampling_upsamples_its_final_images_with_stage_2(setup, tmp_path, one_thread):
+    from helpers.deepfloyd_fixture import save_tiny_stage_2
+
+    cfg, d = setup
+    cfg = json.loads(json.dumps(cfg))
+    cfg["part_a"]["deepfloyd"].update(stage_2=True, stage_2_dir=str(save_tiny_stage_2(tmp_path / "II")), stage_2_steps=2)
+    cfg["part_a"].update(sample_prompts=cfg["part_a"]["sample_prompts"][:1], sample_step_counts=[5])
+    backend(settings_json(cfg, "models.deepfloyd_backend"), str(d / "e.pt"), str(tmp_path / "backend.json"))
+    run("sampling", settings_json(cfg, "part_a.sampling"), str(tmp_path / "backend.json"), "unused", "unused",
+        str(tmp_path / "sampling"), str(tmp_path / "sampling.csv"))
+    arrays = np.load(tmp_path / "sampling" / "result.npz")
+    images, up = arrays["images"], arrays["upsampled"]
+    assert up.shape == (len(images), 3, 4 * SIZE, 4 * SIZE) and up.min() >= -1 and up.max() <= 1 and up.std() > 0
+    assert json.loads((tmp_path / "sampling" / "facts.json").read_text())["stage_2"] == f"yes, to {4 * SIZE} px"
+    draw("sampling", tmp_path / "sampling", tmp_path / "fig")
+    assert Image.open(tmp_path / "fig" / "sampling.png").size[1] > 100  # two rows: stage I, then stage II

@@ -43,8 +43,10 @@ def run(name: str, settings_text: str, checkpoint: str, data: str, classifier: s
     log(f"{name}: backend {settings.backend}, checkpoint {checkpoint} (epoch {ctx.epoch}), T = {ctx.T}, device {device}")
     with torch.no_grad():
         result = EXPERIMENTS[name](ctx, settings)
-    if not ctx.is_mnist:  # figures and tables on another backend say which model made them
-        result.facts.update(backend=settings.backend, model_id=getattr(ctx.den, "model_id", ""))
+    # figures and tables say which model made them, and on which inputs (the report's captions)
+    result.facts.update(backend=settings.backend, model=ctx.describe_model(), inputs=ctx.describe_inputs(settings))
+    if not ctx.is_mnist:
+        result.facts.update(model_id=getattr(ctx.den, "model_id", ""))
     write_result(result, out_dir, metrics_out)
     log(f"{name}: wrote {out_dir}/result.npz, facts.json and {len(result.metrics)} metric rows to {metrics_out}")
 

@@ -46,6 +46,29 @@ def skimage_photo(name: str, size: int) -> Tensor:
     return process_pil_im(Image.fromarray(array), size)
 
 
+def load_photo(path, size: int) -> Tensor:
+    """A user's image file as (1, 3, size, size) in [-1, 1] via process_pil_im, after what the MNIST path does
+    (difflab.edit.inputs.read_gray): the first frame, EXIF orientation applied, 16-bit and float images scaled by
+    their maximum, transparency composited onto white, CMYK/palette converted to RGB. A file that cannot be read is
+    a DifflabError naming it (the messages of inputs.read_gray, which checks it first)."""
+    from PIL import ImageOps
+
+    from difflab.edit.inputs import read_gray
+
+    read_gray(path, [])  # the same checks (size, decompression bomb, corrupt data) as the MNIST path
+    with Image.open(path) as im:
+        im.seek(0)
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            array = np.asarray(im, dtype=np.float64)
+            im = Image.fromarray(np.uint8(np.clip(255.0 * array / max(float(array.max()), 1.0), 0, 255).round()))
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            rgba = im.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(white, rgba)
+        return process_pil_im(im, size)
+
+
 def rgb_from_gray(x: Tensor, size: int, value_range: tuple[float, float]) -> Tensor:
     """(N, 1, h, w) in [0, 1] -> (N, 3, size, size) in value_range: bilinear resize (antialiased), grey repeated."""
     lo, hi = value_range

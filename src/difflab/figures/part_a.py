@@ -18,6 +18,8 @@ from difflab.io import write_text
 
 METHOD_NAMES = {"blur": "Gaussian blur", "one_step": "one-step", "iterative": "iterative"}
 MEASURE_LABELS = {"mse": "MSE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+VALUE_RANGES = {"mnist": (0.0, 1.0), "deepfloyd": (-1.0, 1.0)}  # each backend's image value range (Denoiser)
+UNIT_RANGE_FIELDS = ("masks", "highpass")  # result arrays in [0, 1] on every backend (a mask; hybrids' highpass_view)
 
 
 def columns(cols: list[np.ndarray]) -> np.ndarray:
@@ -30,14 +32,36 @@ def split(images: np.ndarray, parts: int) -> list[np.ndarray]:
     return list(images.reshape(parts, -1, *images.shape[1:]))
 
 
+def _percent(rate: float) -> str:
+    return "n/a" if rate != rate else f"{100 * rate:.0f}%"
+
+
+def to_unit_range(arrays: dict, facts: dict) -> dict:
+    """Image arrays (4-D float) mapped from the backend's value range (facts["backend"], VALUE_RANGES; MNIST when
+    absent) to [0, 1] for display, (x - lo) / (hi - lo); UNIT_RANGE_FIELDS and other arrays unchanged."""
+    lo, hi = VALUE_RANGES.get(facts.get("backend", "mnist"), (0.0, 1.0))
+    if (lo, hi) == (0.0, 1.0):
+        return arrays
+    return {k: (v - lo) / (hi - lo) if v.ndim == 4 and v.dtype.kind == "f" and k not in UNIT_RANGE_FIELDS else v
+            for k, v in arrays.items()}
+
+
 def quoted(text) -> str:
     return f"“{text}”"
 
 
 def sampling(r, facts, out: Path) -> None:
+    """The samples per step count and prompt; with stage II, its upsampled rows below the stage I rows (shown at
+    the same size, nearest-neighbour)."""
     prompts, steps = list(r["prompts"]), list(r["steps"])
     labels = [f"{quoted(p)}\n{n} steps" for n in steps for p in prompts]
-    save_grid(out / "sampling.png", r["images"], nrow=len(prompts) * len(steps), row_labels=labels)
+    images = r["images"]
+    upsampled = r.get("upsampled")
+    if upsampled is not None and upsampled.size:
+        factor = upsampled.shape[-1] // images.shape[-1]
+        images = np.concatenate([images.repeat(factor, axis=-1).repeat(factor, axis=-2), upsampled])
+        labels += [f"{label}\nstage II {upsampled.shape[-1]} px" for label in labels]
+    save_grid(out / "sampling.png", images, nrow=len(labels), row_labels=labels)
 
 
 def forward(r, facts, out: Path) -> None:
@@ -99,12 +123,13 @@ def benchmark(r, facts, out: Path) -> None:
 
 
 def samples(r, facts, out: Path) -> None:
-    titles = [f"reads {int(p)} ({float(c):.2f})" for p, c in zip(r["predicted"], r["confidence"])]
+    titles = [f"reads {int(p)} ({float(c):.2f})" if p >= 0 else "" for p, c in zip(r["predicted"], r["confidence"])]
     save_grid(out / "samples.png", r["images"], nrow=1, titles=titles)
 
 
 def cfg(r, facts, out: Path) -> None:
-    save_grid(out / "cfg.png", r["images"], nrow=1, titles=[quoted(f"a {int(d)}") for d in r["digits"]])
+    prompts = r["prompts"] if "prompts" in r else [f"a {int(d)}" for d in r["digits"]]
+    save_grid(out / "cfg.png", r["images"], nrow=1, titles=[quoted(p) for p in prompts])
 
 
 def spacing(r, facts, out: Path) -> None:
@@ -121,12 +146,17 @@ def spacing(r, facts, out: Path) -> None:
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
+    if np.isnan(r["fid"]).all():
+        for ax in axes:
+            ax.text(0.5, 0.5, f"not measured on backend {facts.get('backend', '')}\n(needs the MNIST classifier)",
+                    ha="center", va="center", transform=ax.transAxes, fontsize=9)
     fig.tight_layout()
     save_figure(fig, out / "spacing.png")
     lines = ["| γ | steps | spacing | class accuracy | FID | KID ± std |", "|---:|---:|:---|---:|---:|---:|"]
     for gamma, steps, name, acc, fid, kid, std in zip(r["guidance"], r["steps"], r["spacing"], r["class_accuracy"], r["fid"],
                                                      r["kid"], r["kid_std"]):
-        lines.append(f"| {gamma:g} | {int(steps)} | {name} | {100 * acc:.1f}% | {fid:.1f} | {kid:.3g} ± {std:.2g} |")
+        cells = f"{100 * acc:.1f}% | {fid:.1f} | {kid:.3g} ± {std:.2g}" if fid == fid else "n/a | n/a | n/a"
+        lines.append(f"| {gamma:g} | {int(steps)} | {name} | {cells} |")
     write_text(out / "spacing.md", "\n".join(lines) + "\n")
 
 
@@ -202,7 +232,7 @@ def illusions(r, facts, out: Path) -> None:
     save_figure(fig, out / "illusions.png")
     lines = ["| illusion | prompts | first view | second view | both |", "|:---|:---|---:|---:|---:|"]
     for kind, label, (v1, v2), (r1, r2, both) in zip(kinds, labels, views, rates):
-        lines.append(f"| {kind} | {label} | {v1}: {100 * r1:.0f}% | {v2}: {100 * r2:.0f}% | {100 * both:.0f}% |")
+        lines.append(f"| {kind} | {label} | {v1}: {_percent(r1)} | {v2}: {_percent(r2)} | {_percent(both)} |")
     write_text(out / "illusions.md", "\n".join(lines) + "\n")
 
 
@@ -256,4 +286,24 @@ def draw(name: str, result_dir: str | Path, out_dir: str | Path) -> None:
     with np.load(result_dir / "result.npz", allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     facts = json.loads((result_dir / "facts.json").read_text())
-    FIGURES[name](arrays, facts, out)
+    FIGURES[name](to_unit_range(arrays, facts), facts, out)
+    if facts.get("backend", "mnist") != "mnist":
+        for png in sorted(out.glob("*.png")):
+            stamp_model(png, facts["model"])
+
+
+def stamp_model(path: Path, text: str) -> None:
+    """Add a white strip with `text` (the backend's model, facts["model"]) above the PNG at `path`, so a figure made
+    on another backend than MNIST says so wherever it is shown."""
+    from PIL import Image, ImageDraw
+
+    from difflab.io import atomic_path
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+    strip = 18
+    canvas = Image.new("RGB", (im.width, im.height + strip), "white")
+    canvas.paste(im, (0, strip))
+    ImageDraw.Draw(canvas).text((4, 3), text, fill="black")
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="PNG")

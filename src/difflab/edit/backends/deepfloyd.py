@@ -72,8 +72,19 @@ def check_device(folder: Path, device: torch.device, what: str) -> None:
 
 def place(pipe, device: torch.device, cpu_offload: bool):
     """The pipeline on `device`, or with model CPU offload (config key part_a.deepfloyd.cpu_offload: each model moves
-    to the GPU only while it runs; accelerate raises RuntimeError without a GPU, so CPU jobs ignore the key)."""
+    to the GPU only while it runs, through the `accelerate` package). On the CPU there is nothing to offload to, so
+    the key is ignored there (with a note on stderr); offload on CUDA without accelerate is a DifflabError."""
+    if cpu_offload and device.type != "cuda":
+        import sys
+
+        print(f"difflab: '{KEY}.cpu_offload' is ignored on {device} (offload moves models to a GPU while they run)",
+              file=sys.stderr)
     if cpu_offload and device.type == "cuda":
+        import importlib.util
+
+        if importlib.util.find_spec("accelerate") is None:
+            raise DifflabError(f"config key '{KEY}.cpu_offload' is true but the 'accelerate' package is not installed; "
+                               "install it (pip install -r requirements.txt) or set the key to false")
         pipe.enable_model_cpu_offload(device=device)
     else:
         pipe.to(device)

@@ -144,6 +144,19 @@ class Context:
         n = images.shape[0]
         return torch.full((n,), -1, dtype=torch.long), torch.full((n,), float("nan"))
 
+    def describe_inputs(self, s) -> str:
+        """The report's name of the test images: "MNIST test images 0, 1, 2" (settings `s` with test_images) or, on
+        other backends, "the photos astronaut, coffee, chelsea (skimage.data, 64 px)"."""
+        if self.is_mnist:
+            return f"MNIST test images {listed(s.test_images)}" if hasattr(s, "test_images") else "MNIST test images"
+        return f"the photos {listed(self.den.spec['photos'])} (skimage.data, {self.den.image_shape[-1]} px)"
+
+    def describe_model(self) -> str:
+        """The report's name of the backend's model: the Part B UNet (with its epoch) or the DeepFloyd model id."""
+        if self.is_mnist:
+            return f"the class-conditioned MNIST UNet of Part B (epoch {self.epoch})"
+        return f"DeepFloyd IF stage I ({getattr(self.den, 'model_id', '')})"
+
     def clamp(self, x: Tensor) -> Tensor:
         """x clamped to the backend's value range (MNIST: [0, 1])."""
         lo, hi = self.den.value_range
@@ -216,6 +229,11 @@ def best_blur_sigmas(ctx: Context, levels: list[int], blur_sigmas: list, benchma
         x_t = A.forward(ctx.den, train, t, make_generator(ctx.seed, "part_a", "blur_selection", t, device=ctx.den.device))
         best[t] = best_blur_sigma(train, x_t, blur_sigmas, schedule.abar(t), ctx.den.value_range)
     return best
+
+
+def percent(rate: float) -> str:
+    """'87%' of a share in [0, 1]; 'n/a' for NaN (no classifier reads this backend's images, Context.read_digits)."""
+    return "n/a" if rate != rate else f"{100 * rate:.0f}%"
 
 
 def trend(first: float, last: float) -> str:

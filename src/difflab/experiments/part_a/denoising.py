@@ -187,13 +187,16 @@ class BenchmarkResult(Result):
 
 def benchmark(ctx: Context, s) -> BenchmarkResult:
     """MSE / PSNR / SSIM (mean and sample std over images) of blur, one-step and iterative denoising (from exactly t,
-    stride part_a.stride) on the first part_a.benchmark_num_images MNIST test images, outputs clamped to [0, 1].
+    stride part_a.stride) on the first part_a.benchmark_num_images MNIST test images (other backends: at most that
+    many of their photos), outputs clamped to the backend's value range.
     Random draws: per level ctx.generator('level', t): the forward eps, then the iterative steps' z."""
     from difflab import DifflabError
     from difflab.metrics.image_quality import summarize
 
     n = s.benchmark_num_images
     test, _ = ctx.split("test")
+    if not ctx.is_mnist:  # other backends: their few photos (Context.photos) are the test set
+        n = min(n, len(test))
     if n > len(test):
         raise DifflabError(f"config key 'part_a.benchmark_num_images' is {n}; expected at most the {len(test)} test "
                            f"images in {ctx.data}")

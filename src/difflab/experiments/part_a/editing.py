@@ -12,13 +12,13 @@ from torch import Tensor
 from difflab import DifflabError
 from difflab.edit import algorithms as A
 from difflab.edit import inputs
-from difflab.edit.photos import scaled_rectangle_mask
+from difflab.edit.photos import load_photo, rgb_from_gray, scaled_rectangle_mask
 from difflab.experiments.part_a.context import (
     Context,
     Result,
-    classify,
     listed,
     mean_psnr,
+    percent,
     quoted,
     trend,
 )
@@ -95,7 +95,12 @@ def sdedit_inputs(ctx: Context, s) -> SdeditResult:
     for path, reason in skipped:
         log(f"skipped {path}: {reason}")
     x0 = torch.stack(images).to(ctx.den.device)
-    cond = torch.cat([ctx.digit_conditions([d]) if d is not None else ctx.den.null_condition(1) for d in digits])
+    if ctx.is_mnist:
+        cond = torch.cat([ctx.digit_conditions([d]) if d is not None else ctx.den.null_condition(1) for d in digits])
+    else:  # drawn digits as RGB at the backend's size, user images in colour; all towards "a high quality photo"
+        x0 = rgb_from_gray(x0[:len(images) - len(loaded)], ctx.den.image_shape[-1], ctx.den.value_range)
+        x0 = torch.cat([x0, *[load_photo(path, ctx.den.image_shape[-1]) for path, _, _ in loaded]]).to(ctx.den.device)
+        cond = ctx.content_conditions(None, len(x0))
     outs, t_values = sdedit_series(ctx, s, x0, cond, "sdedit_inputs")
     psnr = [mean_psnr(ctx, x, x0) for x in outs]
     metrics = [ctx.row(f"i_start={i}", "psnr_to_input_mean", v, len(images)) for i, v in zip(s.sdedit_i_starts, psnr)]
@@ -185,15 +190,19 @@ def img2img(ctx: Context, s) -> Img2imgResult:
     x0, _ = ctx.test_images(s.test_images)
     prompts = s.img2img_prompts
     conds = ctx.encode("img2img_prompts", prompts)
-    K, P = len(s.test_images), len(prompts)
+    K, P = len(x0), len(prompts)  # other backends: their photos, not part_a.test_images
+    names = list(s.test_images) if ctx.is_mnist else list(ctx.den.spec["photos"])
     src = x0.repeat(P, 1, 1, 1)  # batch order: prompt, image
     cond = conds.repeat_interleave(K, dim=0)
     outs, t_values = sdedit_series(ctx, s, src, cond, "img2img")
-    model, target = ctx.classifier(), cond.argmax(dim=1)
-    rates = [float((classify(model, x)[0] == target).float().mean()) for x in outs]
+    if ctx.is_mnist:  # the MNIST backend's conditions are one-hot digits
+        target = cond.argmax(dim=1)
+        rates = [float((ctx.read_digits(x)[0] == target).float().mean()) for x in outs]
+    else:
+        rates = [float("nan")] * len(outs)
     metrics = [ctx.row(f"i_start={i}", "reads_as_target", r, K * P) for i, r in zip(s.sdedit_i_starts, rates)]
     facts = {"seed": ctx.seed, "cfg_scale": f"{s.cfg_scale:g}", "test_images": listed(s.test_images),
              "prompts": quoted(prompts), "i_starts": listed(s.sdedit_i_starts),
-             "target_rates": listed([100 * r for r in rates], "{:.0f}%")}
+             "target_rates": listed([percent(r) for r in rates])}
     return Img2imgResult(metrics, facts, ctx.clamp(torch.cat(outs)), src, list(s.sdedit_i_starts), t_values,
-                         list(prompts), list(s.test_images), rates)
+                         list(prompts), names, rates)

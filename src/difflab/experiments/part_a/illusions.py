@@ -11,7 +11,7 @@ from torch import Tensor
 from difflab.edit import algorithms as A
 from difflab.edit import views as V
 from difflab import DifflabError
-from difflab.experiments.part_a.context import Context, Result, classify
+from difflab.experiments.part_a.context import Context, Result, percent
 
 VIEW_WORDS = {"vertical": "a vertical flip", "rotate180": "a 180° rotation"}
 FLIP_WORDS = {"vertical": "flip", "rotate180": "180° rotation"}
@@ -180,12 +180,12 @@ class IllusionsResult(Result):
 def illusions(ctx: Context, s) -> IllusionsResult:
     """Success rate over part_a.illusion_num_seeds seeds: (1/n) sum_i [y(v_1(x_i)) = d_1] [y(v_2(x_i)) = d_2].
     Random draws: as anagrams ('anagrams') and hybrids ('hybrids'), with n seeds per pair."""
-    model, N = ctx.classifier(), s.illusion_num_seeds
+    N = s.illusion_num_seeds
     rates, kinds, labels, views, metrics = [], [], [], [], []
 
     def score(kind: str, pairs, view1: Tensor, view2: Tensor, names: tuple[str, str]) -> None:
-        for (a, b), counts in zip(pairs, success_counts(ctx, model, pairs, view1, view2, N)):
-            r = tuple(float(c) / N for c in counts)
+        for (a, b), r in zip(pairs, success_rates(ctx, pairs, view1, view2, N)):
+            r = tuple(float(v) for v in r)
             rates.append(r)
             kinds.append(kind)
             labels.append(f"“{a}” / “{b}”")
@@ -202,23 +202,26 @@ def illusions(ctx: Context, s) -> IllusionsResult:
     table = np.asarray(rates)
     mean_both = {kind: float(table[[k_ == kind for k_ in kinds], 2].mean()) for kind in ("anagram", "hybrid")}
     facts = {"seed": ctx.seed, "cfg_scale": f"{s.cfg_scale:g}", "num_seeds": N, "flip": FLIP_WORDS[s.anagram_flip],
-             "anagram_both": f"{100 * mean_both['anagram']:.0f}%", "hybrid_both": f"{100 * mean_both['hybrid']:.0f}%",
+             "anagram_both": percent(mean_both['anagram']), "hybrid_both": percent(mean_both['hybrid']),
              "hybrid_sigma": f"{used:g}", "hybrid_scaled_sigma": f"{sigma:.3g}"}
     return IllusionsResult(metrics, facts, table, kinds, labels, views)
 
 
-def success_counts(ctx: Context, model, pairs, view1: Tensor, view2: Tensor, seeds: int) -> np.ndarray:
-    """Success counts (J, 3) of J illusion pairs [p_1, p_2], `seeds` images per pair in order pair, seed: how many the
-    classifier reads as d_1 (p_1's digit) in view1, as d_2 in view2, and as both, i.e. n times
-    (1/n) sum_i [y(v_1(x_i)) = d_1] [y(v_2(x_i)) = d_2]. view1, view2: (J*seeds, 1, 28, 28) in [0, 1]."""
-    p1, _ = classify(model, view1)
-    p2, _ = classify(model, view2)
-    counts = []
+def success_rates(ctx: Context, pairs, view1: Tensor, view2: Tensor, seeds: int) -> np.ndarray:
+    """Success rates (J, 3) of J illusion pairs [p_1, p_2], `seeds` images per pair in order pair, seed: the share the
+    classifier reads as d_1 (p_1's digit) in view1, as d_2 in view2, and as both, i.e.
+    (1/n) sum_i [y(v_1(x_i)) = d_1] [y(v_2(x_i)) = d_2]. view1, view2: (J*seeds, C, H, W). NaN (n/a) on backends
+    without a classifier for their images (Context.read_digits)."""
+    if not ctx.is_mnist:
+        return np.full((len(pairs), 3), np.nan)
+    p1, _ = ctx.read_digits(view1)
+    p2, _ = ctx.read_digits(view2)
+    rates = []
     for j, (a, b) in enumerate(pairs):
         d1, d2 = ctx.den.encode(a).argmax(dim=1).item(), ctx.den.encode(b).argmax(dim=1).item()
         ok1, ok2 = p1[j * seeds:(j + 1) * seeds] == d1, p2[j * seeds:(j + 1) * seeds] == d2
-        counts.append((int(ok1.sum()), int(ok2.sum()), int((ok1 & ok2).sum())))
-    return np.asarray(counts, dtype=np.int64)
+        rates.append((int(ok1.sum()) / seeds, int(ok2.sum()) / seeds, int((ok1 & ok2).sum()) / seeds))
+    return np.asarray(rates, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -245,17 +248,17 @@ def hybrid_sweep(ctx: Context, s) -> HybridSweepResult:
     rate over n = part_a.illusion_num_seeds seeds (1/n) sum_i [y(lowpass(x_i)) = d_1] [y(highpass_view(x_i)) = d_2],
     as in the illusions table; then the best sigma by select_sigma. Random draws: ctx.generator('hybrids') afresh for
     each sigma, so every sigma starts from the same x_T and z (common random numbers)."""
-    model, N, J = ctx.classifier(), s.illusion_num_seeds, len(s.hybrids)
+    N, J = s.illusion_num_seeds, len(s.hybrids)
     sigmas = sweep_sigmas(s)
     filters = [hybrid_filter(ctx, s, sigma) for sigma in sigmas]
-    counts = []
+    rates = []
     for sigma_ref, (k, sigma) in zip(sigmas, filters):
         x = make_hybrids(ctx, s, N, "hybrids", sigma_ref)
-        counts.append(success_counts(ctx, model, s.hybrids, A.lowpass(x, k, sigma), highpass_view(x, k, sigma), N))
-    counts = np.stack(counts)  # (S, J, 3)
-    rates = counts / N
-    mean_both = counts[:, :, 2].sum(axis=1) / (J * N)
-    best = select_sigma(sigmas, [float(r) for r in mean_both], float(s.hybrid_sigma))
+        rates.append(success_rates(ctx, s.hybrids, A.lowpass(x, k, sigma), highpass_view(x, k, sigma), N))
+    rates = np.stack(rates)  # (S, J, 3)
+    mean_both = rates[:, :, 2].mean(axis=1)
+    # Without a classifier (NaN rates) every sigma ties, and the tie rule picks the writeup's.
+    best = select_sigma(sigmas, [float(r) for r in np.nan_to_num(mean_both)], float(s.hybrid_sigma))
     writeup = sigmas.index(float(s.hybrid_sigma))
     used = sigmas[best] if s.hybrid_sigma_choice == "best" else float(s.hybrid_sigma_choice)
     metrics = []
@@ -272,9 +275,9 @@ def hybrid_sweep(ctx: Context, s) -> HybridSweepResult:
              "scaled_sigmas": ", ".join(f"{sg:.3g}" for _, sg in filters),
              "kernel_ratio": f"{s.hybrid_kernel_size / s.hybrid_sigma:.3g}",
              "best_sigma": f"{sigmas[best]:g}", "best_scaled_sigma": f"{filters[best][1]:.3g}",
-             "best_kernel_size": filters[best][0], "best_success": f"{100 * mean_both[best]:.0f}%",
+             "best_kernel_size": filters[best][0], "best_success": percent(mean_both[best]),
              "writeup_sigma": f"{sigmas[writeup]:g}", "writeup_scaled_sigma": f"{filters[writeup][1]:.3g}",
-             "writeup_kernel_size": filters[writeup][0], "writeup_success": f"{100 * mean_both[writeup]:.0f}%",
+             "writeup_kernel_size": filters[writeup][0], "writeup_success": percent(mean_both[writeup]),
              "used_sigma": f"{used:g}", "used_scaled_sigma": f"{used_scaled:.3g}", "used_kernel_size": used_k,
              "sigma_reason": sigma_reason(s)}
     return HybridSweepResult(metrics, facts, np.asarray(sigmas), np.asarray([sg for _, sg in filters]),

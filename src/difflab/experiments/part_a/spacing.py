@@ -137,7 +137,10 @@ def better_spacing(fid: np.ndarray, spacing: np.ndarray, chosen: np.ndarray) -> 
 def spacing(ctx: Context, s) -> SpacingResult:
     """Leading against trailing spacing (measure_spacing) at the step counts of Part 0, for CFG samples at gamma =
     part_a.cfg_scale and for unguided ones (gamma = 0), n = part_a.spacing_num_images against as many MNIST test
-    images. Random draws: as measure_spacing, with the same seed for both guidance scales."""
+    images. Random draws: as measure_spacing, with the same seed for both guidance scales. On backends without the
+    MNIST classifier (deepfloyd) nothing is sampled: not_measured."""
+    if not ctx.is_mnist:
+        return not_measured(ctx, s)
     real, _ = ctx.split("test")
     rows = []
     for gamma in (0.0, float(s.cfg_scale)):
@@ -161,3 +164,23 @@ def spacing(ctx: Context, s) -> SpacingResult:
              "trailing_start": A.denoising_timesteps(ctx.T, A.stride_for_steps(ctx.T, int(steps.min())), spacing="trailing")[0],
              "fid_bias_note": fid_bias_note(s.spacing_num_images, fid_rows[0]["extractor"])}
     return SpacingResult(rows, facts, guidance, steps, spacings, accuracy, fid, kid, kid_std)
+
+
+def not_measured(ctx: Context, s) -> SpacingResult:
+    """The spacing result on a backend whose images no MNIST classifier reads: every (guidance, steps, spacing)
+    entry of `spacing` with NaN class accuracy, FID and KID (shown as n/a), the metric rows likewise, facts n/a."""
+    entries = [(gamma, len(A.denoising_timesteps(ctx.T, A.stride_for_steps(ctx.T, n), spacing=name)) - 1, name)
+               for gamma in (0.0, float(s.cfg_scale)) for n in s.sample_step_counts for name in A.SPACINGS]
+    rows = [ctx.row(f"{spacing_parameter(name, n)},guidance={gamma:g}", metric, float("nan"), s.spacing_num_images)
+            for gamma, n, name in entries for metric in METRICS]
+    nan = np.full(len(entries), np.nan)
+    steps = [n for _, n, _ in entries]
+    n_min = min(s.sample_step_counts)
+    facts = {"seed": ctx.seed, "num_timesteps": ctx.T, "n": s.spacing_num_images, "cfg_scale": f"{s.cfg_scale:g}",
+             "steps": ", ".join(str(n) for n in sorted(set(steps))), "default": s.timestep_spacing,
+             "better_guided": "n/a", "better_unguided": "n/a",
+             "leading_start": A.denoising_timesteps(ctx.T, A.stride_for_steps(ctx.T, n_min))[0],
+             "trailing_start": A.denoising_timesteps(ctx.T, A.stride_for_steps(ctx.T, n_min), spacing="trailing")[0],
+             "fid_bias_note": "Not measured on this backend: class accuracy, FID and KID need the MNIST classifier."}
+    return SpacingResult(rows, facts, np.asarray([g for g, _, _ in entries]), np.asarray(steps),
+                         np.asarray([name for _, _, name in entries]), nan, nan.copy(), nan.copy(), nan.copy())
