@@ -4,8 +4,8 @@
 # its settings class (difflab.settings.part_a) reads, so e.g. part_a.cfg_scale reruns only the guided experiments.
 
 PART_A_EXPERIMENTS = ["sampling", "forward", "blur", "one_step", "iterative", "benchmark", "samples", "cfg", "spacing",
-                      "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids", "illusions",
-                      "hybrid_sweep"]
+                      "sdedit", "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids", "hybrid_sweep",
+                      "illusions"]
 HYBRID_SWEEP = "results/experiments/part_a/hybrid_sweep/result.npz"
 
 

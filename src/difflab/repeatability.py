@@ -128,7 +128,8 @@ def cli(argv: list[str] | None = None) -> None:
 
     config = yaml.safe_load(Path(args.config).read_text())
     device = resolve_device(args.device)
-    settings = {**config["part_b"]["ddpm"], "seed": config["seed"], "device": device.type, "train_subset": args.train_images}
+    settings = {**config["part_b"]["ddpm"], **config["performance"], "seed": config["seed"], "device": device.type,
+                "train_subset": args.train_images}
     if args.hidden:
         settings["hidden"] = args.hidden
     images, labels = mnist_tensors(args.data, "train", device=device, subset=args.train_images)

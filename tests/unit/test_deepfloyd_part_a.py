@@ -21,7 +21,7 @@ from difflab.figures.part_a import draw
 
 RUNNING = list(EXPERIMENTS)  # every Part A experiment runs on this backend
 NOT_APPLICABLE = {"sampling": "agreement", "cfg": "agreement", "img2img": "target_rates", "illusions": "anagram_both",
-                  "spacing": "better_guided"}  # facts that need the MNIST classifier
+                  "spacing": "better_guided", "hybrid_sweep": "best_success"}  # facts that need the MNIST classifier
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +45,19 @@ def setup(tmp_path_factory, root=None):
 @pytest.mark.parametrize("name", RUNNING)
 def test_experiment_runs_on_the_tiny_pipeline(setup, name, one_thread):
     cfg, d = setup
+    sweep = None
+    if name in ("hybrids", "illusions"):  # their sigma is the sweep's choice (the rule's input), as in the DAG
+        sweep = str(d / "hybrid_sweep" / "result.npz")
+        if not (d / "hybrid_sweep" / "result.npz").is_file():
+            run("hybrid_sweep", settings_json(cfg, "part_a.hybrid_sweep"), str(d / "backend.json"), "unused-mnist.npz",
+                "unused-classifier.pt", str(d / "hybrid_sweep"), str(d / "hybrid_sweep.csv"))
     run(name, settings_json(cfg, f"part_a.{name}"), str(d / "backend.json"), "unused-mnist.npz", "unused-classifier.pt",
-        str(d / name), str(d / f"{name}.csv"))
+        str(d / name), str(d / f"{name}.csv"), sweep)
     facts = json.loads((d / name / "facts.json").read_text())
     assert facts["backend"] == "deepfloyd" and facts["model_id"] == "DeepFloyd/IF-I-L-v1.0"
     arrays = np.load(d / name / "result.npz")
     images = [arrays[k] for k in arrays.files if arrays[k].ndim == 4]
-    if name not in ("benchmark", "illusions", "spacing"):  # these hold numbers only
+    if name not in ("benchmark", "illusions", "spacing", "hybrid_sweep"):  # these hold numbers only
         assert images and all(x.shape[1:] == (3, SIZE, SIZE) and x.min() >= -1 and x.max() <= 1 for x in images)
     if name in NOT_APPLICABLE:
         assert "n/a" in facts[NOT_APPLICABLE[name]]

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -53,8 +54,10 @@ def wait_for_lock(work, process, timeout=300):
 def second_smoke_run(tmp_path_factory, smoke_run):
     """The smoke DAG again in a fresh copy; while it runs, `make smoke` is started in the same folder."""
     work = copy_of_repository(tmp_path_factory.mktemp("smoke_again") / "difflab")
+    # Without the job server: the bit-identical test then compares forked jobs (first run) with fresh processes.
+    env = subprocess_env(work / "src") | {"DIFFLAB_JOBSERVER": "off"}
     first = subprocess.Popen(snakemake_cmd("--workflow-profile", "profiles/smoke", "--cores", "2"), cwd=work,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env(work / "src"))
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         wait_for_lock(work, first)
         venv = VENV_BIN.parent
@@ -232,3 +235,36 @@ def test_corrupt_checkpoint_is_set_aside_and_recomputed_to_the_same_weights(smok
     recomputed = load_checkpoint(kept)["model"]
     assert all(torch.equal(weights[k], recomputed[k]) for k in weights)
     assert metric_files(work) == before
+
+
+PART_A = ["sampling", "forward", "blur", "one_step", "iterative", "benchmark", "samples", "cfg", "spacing", "sdedit",
+          "sdedit_inputs", "inpaint", "img2img", "anagrams", "hybrids", "illusions", "hybrid_sweep"]
+
+
+def test_part_a_on_the_tiny_deepfloyd_pipeline_reruns_part_a_only(smoke_run, tmp_path_factory):
+    """Part A on the DeepFloyd backend, on the tiny random IF-like pipeline (scripts/deepfloyd_tiny.py: stage I with
+    its T5 encoder, and stage II), in a copy of the finished smoke run: switching the backend reruns the prompt
+    embeddings, the backend file, Part A and the report, and no Part B job; the rendered report names the backend and
+    model and shows n/a where the MNIST classifier would be needed."""
+    work = tmp_path_factory.mktemp("deepfloyd") / "difflab"
+    shutil.copytree(smoke_run[0], work, symlinks=True)
+    env = subprocess_env(work / "src")
+    overlay = subprocess.run([sys.executable, "scripts/deepfloyd_tiny.py", str(work.parent / "if-tiny")], cwd=work,
+                             capture_output=True, text=True, env=env, check=True).stdout.strip().splitlines()[-1]
+    result = subprocess.run(snakemake_cmd("--workflow-profile", "profiles/smoke", "--configfile", "config/deepfloyd.yaml",
+                                          overlay, "--cores", "2"), cwd=work, capture_output=True, text=True, env=env)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", out, re.MULTILINE))
+    assert {"deepfloyd_prompt_embeds", "deepfloyd_backend", "part_a", "part_a_figures", "report"} <= ran
+    assert not {r for r in ran if r.startswith(("train", "sample", "fid", "part_b", "classifier"))}, ran
+    results = work / "results"
+    assert (results / "models/deepfloyd/prompt_embeds.pt").is_file()  # the embedding rule ran (no precomputed dict)
+    for name in PART_A:
+        facts = json.loads((results / "experiments/part_a" / name / "facts.json").read_text())
+        assert facts["backend"] == "deepfloyd" and facts["model_id"] == "DeepFloyd/IF-I-L-v1.0", name
+        assert list((results / "figures/part_a" / name).glob("*.png")), name
+    assert json.loads((results / "experiments/part_a/sampling/facts.json").read_text())["stage_2"].startswith("yes")
+    html = (results / "report/index.html").read_text()
+    assert "DeepFloyd IF stage I (DeepFloyd/IF-I-L-v1.0)" in html and "n/a" in html
+    assert "MNIST test images" not in html.split('id="part-b"')[0]  # Part A names the photos instead

@@ -257,7 +257,7 @@ def lowpass(x: Tensor, kernel_size: int, sigma: float) -> Tensor:
     """Gaussian low-pass: torchvision gaussian_blur with a kernel_size x kernel_size kernel of std sigma.
 
     Raises ValueError, before building the kernel, when its reflect padding (kernel_size // 2) is not smaller than
-    the image's height and width; config validation relies on this (difflab.config.limit_errors)."""
+    the image's height and width; config validation relies on this (difflab.config_limits.limit_errors)."""
     if kernel_size // 2 >= min(x.shape[-2:]):
         raise ValueError(f"a {kernel_size} px Gaussian kernel does not fit a {x.shape[-2]} x {x.shape[-1]} image")
     return TF.gaussian_blur(x, [kernel_size, kernel_size], [sigma, sigma])

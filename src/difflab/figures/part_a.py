@@ -274,8 +274,8 @@ def hybrid_sweep(r, facts, out: Path) -> None:
 FIGURES: dict[str, Callable] = {
     "sampling": sampling, "forward": forward, "blur": blur, "one_step": one_step, "iterative": iterative,
     "benchmark": benchmark, "samples": samples, "cfg": cfg, "spacing": spacing, "sdedit": sdedit, "sdedit_inputs": sdedit_inputs,
-    "inpaint": inpaint, "img2img": img2img, "anagrams": anagrams, "hybrids": hybrids, "illusions": illusions,
-    "hybrid_sweep": hybrid_sweep,
+    "inpaint": inpaint, "img2img": img2img, "anagrams": anagrams, "hybrids": hybrids,
+    "hybrid_sweep": hybrid_sweep, "illusions": illusions,
 }
 
 

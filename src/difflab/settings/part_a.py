@@ -166,6 +166,22 @@ class Hybrids(_Chain):
     timestep_spacing: str
 
 
+@job("part_a.hybrid_sweep", "part_a")
+class HybridSweep(_Job):
+    """1.9's low-pass sigma against hybrid success read by the classifier (the sigma the 1.9 figures use)."""
+
+    hybrids: list
+    hybrid_kernel_size: int
+    hybrid_sigma: float
+    hybrid_reference_size: int
+    hybrid_sigmas: list
+    hybrid_sigma_choice: str | float
+    illusion_num_seeds: int
+    stride: int
+    cfg_scale: float
+    timestep_spacing: str
+
+
 @job("part_a.illusions", "part_a")
 class Illusions(_Chain):
     anagrams: list
@@ -180,22 +196,6 @@ class Illusions(_Chain):
     stride: int
     cfg_scale: float
 
-    timestep_spacing: str
-
-
-@job("part_a.hybrid_sweep", "part_a")
-class HybridSweep(_Job):
-    """1.9's low-pass sigma against hybrid success read by the classifier (the sigma the 1.9 figures use)."""
-
-    hybrids: list
-    hybrid_kernel_size: int
-    hybrid_sigma: float
-    hybrid_reference_size: int
-    hybrid_sigmas: list
-    hybrid_sigma_choice: str | float
-    illusion_num_seeds: int
-    stride: int
-    cfg_scale: float
     timestep_spacing: str
 
 

@@ -39,7 +39,7 @@ def kernel_follows_sigma(sigma: float, kernel_size: int, writeup_sigma: float, i
     kernel' = the odd integer nearest kernel_ref * image_size / reference_size, at least 3). So sigma = writeup_sigma
     gives the writeup's own filter (15 px, sigma 0.875 at 28 px) and sigma 4 gives 29 px, sigma 1.75 at 28 px.
     Raises OverflowError when kernel_ref overflows (a subnormal writeup_sigma); config validation reports that
-    (difflab.config.hybrid_sweep_errors)."""
+    (difflab.config_limits.hybrid_sweep_errors)."""
     return A.scale_blur_to_size(kernel_size * sigma / writeup_sigma, sigma, image_size, reference_size)
 
 
