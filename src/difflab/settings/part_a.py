@@ -167,7 +167,7 @@ class Hybrids(_Chain):
 
 
 @job("part_a.hybrid_sweep", "part_a")
-class HybridSweep(_Job):
+class HybridSweep(_Chain):
     """1.9's low-pass sigma against hybrid success read by the classifier (the sigma the 1.9 figures use)."""
 
     hybrids: list
@@ -183,20 +183,11 @@ class HybridSweep(_Job):
 
 
 @job("part_a.illusions", "part_a")
-class Illusions(_Chain):
+class Illusions(HybridSweep):
+    """The hybrid sweep's keys (its hybrids are scored at the chosen sigma) plus the anagrams'."""
+
     anagrams: list
     anagram_flip: str
-    hybrids: list
-    hybrid_kernel_size: int
-    hybrid_sigma: float
-    hybrid_reference_size: int
-    hybrid_sigmas: list
-    hybrid_sigma_choice: str | float
-    illusion_num_seeds: int
-    stride: int
-    cfg_scale: float
-
-    timestep_spacing: str
 
 
 # --- the DeepFloyd IF backend (part_a.backend: deepfloyd) ----------------------------------------------------
