@@ -23,8 +23,8 @@ def main(folder: str) -> Path:
     stage_2 = save_tiny_stage_2(out / "IF-II-tiny")
     overlay = out / "overlay.yaml"
     overlay.write_text(
-        "# the tiny random IF-like pipeline of scripts/deepfloyd_tiny.py: the DeepFloyd DAG on the CPU, noise images\n"
-        "device: cpu\n"
+        "# the tiny random IF-like pipeline of scripts/deepfloyd_tiny.py: the DeepFloyd DAG on any device, noise images\n"
+        "# (device stays the config's: a change of the global `device` key would rerun Part B too)\n"
         "part_a:\n"
         "  backend: deepfloyd\n"
         "  sample_step_counts: [5, 10]\n"
