@@ -275,6 +275,7 @@ rule part_b_steps:
 rule part_b_steps_summary:
     input:
         metrics=["results/metrics/part_b_time_steps.csv", "results/metrics/part_b_class_steps.csv"],
+        results=["results/experiments/part_b/time_steps/result.npz", "results/experiments/part_b/class_steps/result.npz"],
     output:
         result="results/experiments/part_b/steps/result.npz",
         facts="results/experiments/part_b/steps/facts.json",
@@ -287,5 +288,5 @@ rule part_b_steps_summary:
         "results/benchmarks/experiments/part_b_steps.tsv"
     threads: 1
     shell:
-        "{DIFFLAB} partb run steps --settings {params.settings:q} --metrics {input.metrics}"
+        "{DIFFLAB} partb run steps --settings {params.settings:q} --metrics {input.metrics} --results {input.results}"
         " --out-dir results/experiments/part_b/steps --metrics-out {output.metrics} > {log} 2>&1"

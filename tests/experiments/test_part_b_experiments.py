@@ -33,7 +33,9 @@ def inputs_of(name: str, lab) -> list[str]:
         "cfg": ["--checkpoint", ck["class", 2]],
         "time_steps": ["--checkpoint", ck["time", 2], "--data", lab["npz"], "--classifier", lab["classifier"]],
         "class_steps": ["--checkpoint", ck["class", 2], "--data", lab["npz"], "--classifier", lab["classifier"]],
-        "steps": ["--metrics", *(lab["root"] / "results" / "metrics" / f"part_b_{k}_steps.csv" for k in ("time", "class"))],
+        "steps": ["--metrics", *(lab["root"] / "results" / "metrics" / f"part_b_{k}_steps.csv" for k in ("time", "class")),
+                  "--results", *(lab["root"] / "results" / "experiments" / "part_b" / f"{k}_steps" / "result.npz"
+                                 for k in ("time", "class"))],
         "cfg_tradeoff": ["--metrics", *lab["cfg_csvs"]],
         "fid": ["--metrics", *lab["fid_csvs"]],
         "ema": ["--metrics", *lab["ema_csvs"]],
@@ -254,6 +256,7 @@ def test_steps_cells_share_noise_and_the_full_ddpm_chain_is_algorithm_b2(kind, l
     assert np.allclose(r["samples"][2], x.clamp(0, 1)[:10].numpy(), atol=1e-6)
     rows = metrics(lab, f"{kind}_steps")
     assert set(rows["parameter"]) == {"sampler=ddpm,steps=2", "sampler=ddim,steps=2", "sampler=ddpm,steps=12", "sampler=ddim,steps=12"}
+    assert "seconds_per_1000" not in set(rows["metric"])  # wall time: in result.npz, not in the reproducible CSV
 
 
 def test_steps_summary_gathers_both_models(lab):
@@ -262,3 +265,4 @@ def test_steps_summary_gathers_both_models(lab):
     assert r["sampler"].tolist() == ["ddpm", "ddpm", "ddim", "ddim"] * 2
     assert f["few"] == 12 and f["full"] == 12 and f["steps"] == "2, 12"
     assert float(f["class_ddim_few_fid"]) == pytest.approx(float(result(lab, "class_steps")["fid"][3]), rel=1e-2)
+    assert r["seconds_per_1000"][-1] == pytest.approx(float(result(lab, "class_steps")["seconds_per_1000"][3]))

@@ -6,7 +6,7 @@
 Inputs of `run` by experiment: denoiser: --data --checkpoints...; ood: --data --denoiser --time-model;
 time_grids/class_grids: --checkpoints...; time_gif/class_gif/cfg: --checkpoint; cfg_tradeoff/fid/ema: --metrics...;
 models: --checkpoints... --classifier;
-time_steps/class_steps: --checkpoint --data --classifier; steps: --metrics...
+time_steps/class_steps: --checkpoint --data --classifier; steps: --metrics... --results...
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ INPUTS: dict[str, tuple[str, ...]] = {
     "models": ("checkpoints", "classifier"),
     "time_steps": ("checkpoint", "data", "classifier"),
     "class_steps": ("checkpoint", "data", "classifier"),
-    "steps": ("metrics",),
+    "steps": ("metrics", "results"),
 }
-MANY = {"checkpoints", "metrics"}
+MANY = {"checkpoints", "metrics", "results"}
 
 
 def run(args) -> None:
@@ -78,6 +78,7 @@ def cli(argv: list[str]) -> None:
     p.add_argument("--time-model", dest="time_model", help="final time-conditioned DDPM checkpoint")
     p.add_argument("--classifier", help="the MNIST classifier checkpoint")
     p.add_argument("--metrics", nargs="+", help="tidy metric CSVs")
+    p.add_argument("--results", nargs="+", help="result.npz files of other experiments (steps: the wall times)")
     p.add_argument("--out-dir", required=True, help="results/experiments/part_b/<name>")
     p.add_argument("--metrics-out", required=True, help="results/metrics/part_b_<name>.csv")
     p.set_defaults(func=run)

@@ -132,7 +132,10 @@ def measure_steps(kind: str, settings, device, checkpoint: str, data: str, class
                 cells[key].append(value)
             base = {"experiment": f"part_b_{kind}_steps", "model": kind, "epoch": int(ckpt.epoch),
                     "parameter": steps_parameter(sampler, len(ts) - 1), "n": n, "extractor": extractor}
-            rows += [{**base, "metric": m, "value": float(v)} for m, v in values.items() if not (m == "class_accuracy" and not guided)]
+            # Wall time is a measurement, not a result: it stays in result.npz and the facts, out of the metrics CSV,
+            # whose bytes the same config and seed must reproduce (README "Faults and guarantees").
+            rows += [{**base, "metric": m, "value": float(v)} for m, v in values.items()
+                     if m != "seconds_per_1000" and not (m == "class_accuracy" and not guided)]
     steps = np.asarray(cells["steps"])
     return StepsResult(kind, np.asarray(cells["sampler"]), steps, np.asarray([model_evaluations(s, guided) for s in steps]),
                        *(np.asarray(cells[m], dtype=float) for m in METRICS), np.stack(cells["samples"]), n, int(ckpt.epoch), T,
@@ -192,9 +195,9 @@ class StepsSummary:
         return facts
 
 
-def steps(settings, metrics: list[str]) -> StepsSummary:
-    """Gather the metric CSVs of part_b.time_steps and part_b.class_steps (no torch, no random draws).
-    Raises DifflabError when a model or sampler is missing from them."""
+def steps(settings, metrics: list[str], results: list[str]) -> StepsSummary:
+    """Gather the metric CSVs of part_b.time_steps and part_b.class_steps, and their wall times per 1,000 samples
+    from their result.npz files (no torch, no random draws). Raises DifflabError when a model or sampler is missing."""
     from difflab.metrics.tables import read_metrics
 
     df = read_metrics(*metrics)
@@ -205,6 +208,13 @@ def steps(settings, metrics: list[str]) -> StepsSummary:
     df = df.assign(sampler=params[0], steps=params[1].astype(int))
     table = df.pivot_table(index=["model", "sampler", "steps"], columns="metric", values="value", aggfunc="first")
     table = table.reindex(columns=list(METRICS)).reset_index()
+    seconds = {}
+    for path in results:
+        with np.load(path, allow_pickle=False) as npz:
+            kind = str(npz["kind"])
+            seconds |= {(kind, str(a), int(b)): float(c) for a, b, c in zip(npz["sampler"], npz["steps"], npz["seconds_per_1000"])}
+    table["seconds_per_1000"] = [seconds.get((m, a, int(b)), float("nan"))
+                                 for m, a, b in zip(table["model"], table["sampler"], table["steps"])]
     table["order"] = table["model"].map({"time": 0, "class": 1})
     table["sampler_order"] = table["sampler"].map({s: i for i, s in enumerate(SAMPLERS)})
     table = table.sort_values(["order", "sampler_order", "steps"])
