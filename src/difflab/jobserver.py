@@ -25,7 +25,7 @@ Protocol (one Unix stream socket; one connection per job):
 Limits: the server imports its modules once, so code edited during a run is seen by jobs only after the next
 start; interpreter start-up settings (sys.path, PYTHONWARNINGS, -X flags) are the server's; all children share
 the server's hash seed; Snakemake's benchmark files measure the client process, so their wall time (s) is the
-job's but max_rss and cpu_time are the client's, not the forked child's. Before forking the server runs no torch
+job's but max_rss and cpu_time are the client's (each job prints its own: difflab.usage). Before forking the server runs no torch
 op, initialises no CUDA and starts no thread (OPENBLAS_NUM_THREADS=1 while it imports), so children start clean.
 The socket is created with mode 0600.
 """

@@ -52,7 +52,10 @@ MANIFEST_MAY_DIFFER = {
 REPORT_MEASURED_COLUMNS = {  # table id -> columns holding measured times, memory or speed
     "tbl-timings": {"wall (s)", "max RSS (MB)", "CPU time (s)"},
     "tbl-b-models": {"training time (s)", "images / s (last epoch)"},
+    "tbl-b-steps": {"s / 1,000 samples"},
 }
+REPORT_MEASURED_TEXT = ("Measured on this run",)  # paragraphs that state measured times
+REPORT_MEASURED_FIELDS = {"Wall time"}  # fields of the box under the title whose value is the next text run
 REPORT_MANIFEST_ROWS = {"started (UTC)", "finished (UTC)"}  # rows of tbl-manifest: the run's own times
 
 
@@ -253,9 +256,14 @@ class ReportContent(HTMLParser):
             self.lines.append(" ".join(data.split()))
 
     def comparable(self) -> list[str]:
-        """The lines with the measured cells (REPORT_MEASURED_COLUMNS, REPORT_MANIFEST_ROWS) blanked."""
+        """The lines with the measured cells (REPORT_MEASURED_COLUMNS, REPORT_MANIFEST_ROWS) and measured text
+        (REPORT_MEASURED_TEXT, REPORT_MEASURED_FIELDS) blanked."""
         out = []
-        for line in self.lines:
+        for i, line in enumerate(self.lines):
+            previous = self.lines[i - 1] if i > 0 else None
+            measured_field = isinstance(previous, str) and previous in REPORT_MEASURED_FIELDS
+            if isinstance(line, str) and (line.startswith(REPORT_MEASURED_TEXT) or measured_field):
+                line = "<measured>"
             if isinstance(line, tuple):
                 table, cells = line
                 header = self.headers[table]
