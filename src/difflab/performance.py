@@ -49,11 +49,11 @@ class Autocast(nn.Module):
     def __init__(self, model: nn.Module, precision: str, device: torch.device):
         super().__init__()
         autocast(device, precision)  # validates the name
-        self.model, self.precision, self.device_type = model, precision, device
+        self.model, self.precision, self.device = model, precision, device
         self.num_classes = getattr(model, "num_classes", None)
 
     def forward(self, *args, **kwargs):
-        with autocast(self.device_type, self.precision):
+        with autocast(self.device, self.precision):
             return self.model(*args, **kwargs).float()
 
 
