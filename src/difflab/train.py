@@ -26,25 +26,25 @@ import time
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from difflab import DifflabError
 from difflab.checkpoint import Checkpoint
 from difflab.models import build_model
-from difflab.performance import accelerate, make_adam
+from difflab.performance import accelerate, make_adam, uses_cuda_graphs
 from difflab.runtime import derive_seed, make_generator
-from difflab.schedule import NoiseSchedule, add_gaussian_noise, forward_noise
+from difflab.schedule import NoiseSchedule
+from difflab.train_step import TrainStep, draw_step_noise, step_loss
 
 ARCHITECTURE_OF = {"denoiser": "unconditional", "time": "time", "class": "class"}
 CHECK_EVERY = 25  # steps between loss checks (one host synchronisation each; a NaN still names its own step)
 
 
 def denoiser_loss(model: nn.Module, x0: Tensor, sigma: float, generator: torch.Generator) -> Tensor:
-    """B.1: L = ||D_theta(x + sigma eps) - x||^2 (mean over pixels), fresh eps every batch."""
-    eps = torch.randn(x0.shape, generator=generator, device=x0.device)
-    return F.mse_loss(model(add_gaussian_noise(x0, sigma, eps)), x0)
+    """B.1: L = ||D_theta(x + sigma eps) - x||^2 (mean over pixels), fresh eps every batch (difflab.train_step)."""
+    draws = draw_step_noise("denoiser", x0.shape[0], 0, generator, x0.device)
+    return step_loss("denoiser", model, x0, draws, None, sigma)
 
 
 def ddpm_loss(
@@ -56,18 +56,11 @@ def ddpm_loss(
     p_uncond: float = 0.0,
 ) -> Tensor:
     """Algorithms B.1 / B.3: L = ||eps_theta(x_t, [c,] t/T) - eps||^2 with t ~ U{0..T-1} and
-    x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps; the class is dropped (zero vector) with prob p_uncond."""
-    n, T = x0.shape[0], schedule.num_timesteps
-    t = torch.randint(0, T, (n,), generator=generator, device=x0.device)
-    eps = torch.randn(x0.shape, generator=generator, device=x0.device)
-    x_t = forward_noise(x0, schedule.abar(t), eps)
-    t_in = t.float() / T
-    if labels is None:
-        eps_hat = model(x_t, t_in)
-    else:
-        keep = (torch.rand(n, generator=generator, device=x0.device) >= p_uncond).float()
-        eps_hat = model(x_t, labels, t_in, mask=keep)
-    return F.mse_loss(eps_hat, eps)
+    x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps; the class is dropped (zero vector) with prob p_uncond
+    (difflab.train_step: draws t, eps[, u] in that order, then the loss)."""
+    kind = "time" if labels is None else "class"
+    draws = draw_step_noise(kind, x0.shape[0], schedule.num_timesteps, generator, x0.device)
+    return step_loss(kind, model, x0, draws, schedule, labels=labels, p_uncond=p_uncond)
 
 
 def lr_gamma(settings: dict) -> float:
@@ -75,8 +68,9 @@ def lr_gamma(settings: dict) -> float:
     return settings["lr_decay_total"] ** (1.0 / settings["epochs"])
 
 
-def make_optimizer(model: nn.Module, kind: str, settings: dict, device: torch.device = torch.device("cpu")):
-    optimizer = make_adam(model.parameters(), settings["lr"], device)
+def make_optimizer(model: nn.Module, kind: str, settings: dict, device: torch.device = torch.device("cpu"),
+                   capturable: bool = False):
+    optimizer = make_adam(model.parameters(), settings["lr"], device, capturable)
     scheduler = None if kind == "denoiser" else torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_gamma(settings))
     return optimizer, scheduler
 
@@ -142,8 +136,9 @@ def train_one_epoch(ckpt: Checkpoint, images: Tensor, labels: Tensor, device: to
     model = build_model(ckpt.architecture, ckpt.hidden).to(device)
     model.load_state_dict(ckpt.model)
     model.train()
-    forward = accelerate(model, settings["precision"], settings["compile"], device)  # difflab.performance
-    optimizer, scheduler = make_optimizer(model, kind, settings, device)
+    forward = accelerate(model, settings["train_precision"], settings["compile"], device)  # difflab.performance
+    graphs = uses_cuda_graphs(settings["cuda_graphs"], settings["compile"], device)
+    optimizer, scheduler = make_optimizer(model, kind, settings, device, capturable=graphs)
     optimizer.load_state_dict(ckpt.optimizer)
     if scheduler is not None:
         scheduler.load_state_dict(ckpt.scheduler)
@@ -163,20 +158,13 @@ def train_one_epoch(ckpt: Checkpoint, images: Tensor, labels: Tensor, device: to
     losses: list[float] = []
     pending: list[Tensor] = []  # losses on the device since the last check
     lr_key = f"part_b.{'denoiser' if kind == 'denoiser' else 'ddpm'}.lr"
+    step_fn = TrainStep(kind, forward, model, optimizer, generator, schedule, settings.get("sigma", 0.0),
+                        ckpt.p_uncond if kind == "class" else 0.0, ema, settings.get("ema_decay", 0.0), batch_size, graphs)
     start = time.perf_counter()
     bar = tqdm(range(steps), desc=f"{kind} epoch {epoch}/{settings['epochs']}", unit="batch", disable=not show_progress, mininterval=2.0)
     for step in bar:
         idx = order[step * batch_size: (step + 1) * batch_size]
-        x0 = images[idx]
-        if kind == "denoiser":
-            loss = denoiser_loss(forward, x0, settings["sigma"], generator)
-        elif kind == "time":
-            loss = ddpm_loss(forward, x0, schedule, generator)
-        else:
-            loss = ddpm_loss(forward, x0, schedule, generator, labels[idx], ckpt.p_uncond)
-        pending.append(optimizer_step(loss, optimizer))
-        if ema is not None:
-            ema.update_parameters(model)
+        pending.append(step_fn(images[idx], labels[idx] if kind == "class" else None))
         if len(pending) == CHECK_EVERY or step == steps - 1:
             losses += raise_if_diverged(torch.stack(pending), step + 1 - len(pending), f"{kind} training", epoch, steps, lr_key)
             pending.clear()

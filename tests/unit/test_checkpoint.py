@@ -99,9 +99,9 @@ def test_workflow_sets_a_corrupt_checkpoint_aside_and_plans_to_recompute_it(tmp_
 
 DDPM_SETTINGS = {"num_timesteps": 300, "beta_start": 1e-4, "beta_end": 0.02, "hidden": 8, "batch_size": 32, "epochs": 2,
                  "lr": 1e-3, "lr_decay_total": 0.1, "p_uncond": 0.1, "ema_decay": 0.9, "seed": 7, "device": "cpu",
-                 "precision": "fp32", "compile": False}
+                 "train_precision": "fp32", "compile": False, "cuda_graphs": True}
 DENOISER_SETTINGS = {"sigma": 0.5, "hidden": 8, "batch_size": 32, "epochs": 2, "lr": 1e-3, "seed": 7, "device": "cpu",
-                     "precision": "fp32", "compile": False}
+                     "train_precision": "fp32", "compile": False, "cuda_graphs": True}
 LEGACY_ORDER = ["architecture", "kind", "hidden", "epoch", "model", "optimizer", "scheduler", "losses", "steps_per_epoch",
                 "epoch_seconds", "images_per_second", "settings", "seed"]
 

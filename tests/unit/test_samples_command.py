@@ -13,7 +13,7 @@ from helpers import factories as fx
 
 
 def settings(job, **values):
-    base = {"seed": 180, "device": "cpu", "sample_batch_size": 16, "sampler": "ddpm", "ddim_eta": 0.0, "precision": "fp32",
+    base = {"seed": 180, "device": "cpu", "sample_batch_size": 16, "sampler": "ddpm", "ddim_eta": 0.0, "sample_precision": "auto",
             "compile": False}
     return json.dumps({**base, **values})
 

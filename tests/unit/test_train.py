@@ -17,9 +17,9 @@ from conftest import ROOT, subprocess_env
 
 DDPM = {"num_timesteps": 300, "beta_start": 1e-4, "beta_end": 0.02, "hidden": 8, "batch_size": 32, "epochs": 2,
         "lr": 1e-3, "lr_decay_total": 0.1, "p_uncond": 0.1, "ema_decay": 0.9, "eval_epochs": [1, 2], "seed": 7,
-        "device": "cpu", "precision": "fp32", "compile": False}
+        "device": "cpu", "train_precision": "fp32", "compile": False, "cuda_graphs": True}
 DENOISER = {"sigma": 0.5, "hidden": 8, "batch_size": 32, "epochs": 2, "lr": 1e-3, "grid_epochs": [1], "seed": 7, "device": "cpu",
-            "precision": "fp32", "compile": False}
+            "train_precision": "fp32", "compile": False, "cuda_graphs": True}
 
 
 def fake_digits(n=64, seed=0):

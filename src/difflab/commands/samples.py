@@ -30,7 +30,7 @@ def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float
     import torch
 
     from difflab.checkpoint import load_model
-    from difflab.performance import accelerate
+    from difflab.performance import accelerate, sample_batch, sample_precision
     from difflab.runtime import derive_seed, make_generator, start_job
     from difflab.sampler import ddim_eta_of
     from difflab.sampling import ddpm_sample
@@ -49,9 +49,10 @@ def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float
         labels = torch.arange(n, device=device) % DIGITS
     schedule = ckpt.schedule()
     keys = ("partb", "sample", arch)
-    forward = accelerate(model, settings.precision, settings.compile, device)  # performance.precision / .compile
+    precision = sample_precision(settings.sample_precision, device)  # performance.sample_precision / .compile
+    forward = accelerate(model, precision, settings.compile, device)
     images, _ = ddpm_sample(forward, schedule, n, make_generator(seed, *keys, device=device), device, labels=labels,
-                            guidance_scale=guidance if labels is not None else None, batch_size=settings.sample_batch_size,
+                            guidance_scale=guidance if labels is not None else None, batch_size=sample_batch(settings.sample_batch_size, n, device),
                             ddim_eta=ddim_eta_of(settings.sampler, settings.ddim_eta))
     arrays = {
         "images": images.clamp(0, 1)[:, 0].float().cpu().numpy(),

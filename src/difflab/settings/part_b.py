@@ -34,7 +34,7 @@ class Denoiser:
     device: str
     noise_levels: list
     ood_num_images: int
-    sample_batch_size: int = other(SAMPLE_BATCH)
+    sample_batch_size: int | str = other(SAMPLE_BATCH)
 
 
 @job("part_b.ood", "part_b.denoiser")
@@ -45,7 +45,7 @@ class Ood:
     ood_num_images: int
     blur_holdout: int
     blur_sigmas: list
-    sample_batch_size: int = other(SAMPLE_BATCH)
+    sample_batch_size: int | str = other(SAMPLE_BATCH)
 
 
 @job("part_b.time_grids", "part_b.ddpm")
@@ -53,7 +53,7 @@ class TimeGrids:
     seed: int
     device: str
     time_grid_samples: int
-    sample_batch_size: int
+    sample_batch_size: int | str
     sampler: str
     ddim_eta: float
     sample_weights: str
@@ -65,7 +65,7 @@ class ClassGrids:
     device: str
     class_grid_per_digit: int
     guidance_scale: float
-    sample_batch_size: int
+    sample_batch_size: int | str
     sampler: str
     ddim_eta: float
     sample_weights: str
@@ -76,7 +76,7 @@ class TimeGif:
     seed: int
     device: str
     time_grid_samples: int
-    sample_batch_size: int
+    sample_batch_size: int | str
     gif_frames: int
     sampler: str
     ddim_eta: float
@@ -89,7 +89,7 @@ class ClassGif:
     device: str
     class_grid_per_digit: int
     guidance_scale: float
-    sample_batch_size: int
+    sample_batch_size: int | str
     gif_frames: int
     sampler: str
     ddim_eta: float
@@ -101,7 +101,7 @@ class Cfg:
     seed: int
     device: str
     cfg_sweep: list
-    sample_batch_size: int
+    sample_batch_size: int | str
     sampler: str
     ddim_eta: float
     sample_weights: str
@@ -115,7 +115,7 @@ class TimeSteps:
     timestep_spacing: str
     num_images: int
     ddim_eta: float = other("part_b.ddpm.ddim_eta")
-    sample_batch_size: int = other(SAMPLE_BATCH)
+    sample_batch_size: int | str = other(SAMPLE_BATCH)
     kid_subset_size: int = other("part_b.fid.kid_subset_size")
     kid_subsets: int = other("part_b.fid.kid_subsets")
 

@@ -33,7 +33,8 @@ class Mnist:
 # --- models -------------------------------------------------------------------------------------------------
 
 
-PRECISION, COMPILE = "performance.precision", "performance.compile"  # difflab.performance
+TRAIN_PRECISION, SAMPLE_PRECISION = "performance.train_precision", "performance.sample_precision"  # difflab.performance
+COMPILE, CUDA_GRAPHS = "performance.compile", "performance.cuda_graphs"
 
 
 @job("models.train_denoiser", "part_b.denoiser")
@@ -46,8 +47,9 @@ class TrainDenoiser:
     epochs: int
     lr: float
     train_subset: int = other("data.train_subset")
-    precision: str = other(PRECISION)
+    train_precision: str = other(TRAIN_PRECISION)
     compile: bool = other(COMPILE)
+    cuda_graphs: bool = other(CUDA_GRAPHS)
 
 
 @job("models.train_time", "part_b.ddpm")
@@ -64,8 +66,9 @@ class TrainTime:
     lr_decay_total: float
     ema_decay: float  # EMA of the weights, updated every optimizer step (difflab.train.make_ema)
     train_subset: int = other("data.train_subset")
-    precision: str = other(PRECISION)
+    train_precision: str = other(TRAIN_PRECISION)
     compile: bool = other(COMPILE)
+    cuda_graphs: bool = other(CUDA_GRAPHS)
 
 
 @job("models.train_class", "part_b.ddpm")
@@ -93,11 +96,11 @@ class Classifier:
 class SampleTime:
     seed: int
     device: str
-    sample_batch_size: int
+    sample_batch_size: int | str  # a number, or "auto" (difflab.performance.sample_batch)
     num_images: int = other("part_b.fid.num_images")
     sampler: str = other("part_b.ddpm.sampler")
     ddim_eta: float = other("part_b.ddpm.ddim_eta")
-    precision: str = other(PRECISION)
+    sample_precision: str = other(SAMPLE_PRECISION)
     compile: bool = other(COMPILE)
 
 
@@ -105,12 +108,12 @@ class SampleTime:
 class SampleClass:
     seed: int
     device: str
-    sample_batch_size: int
+    sample_batch_size: int | str  # a number, or "auto" (difflab.performance.sample_batch)
     guidance_scale: float
     num_images: int = other("part_b.fid.num_images")
     sampler: str = other("part_b.ddpm.sampler")
     ddim_eta: float = other("part_b.ddpm.ddim_eta")
-    precision: str = other(PRECISION)
+    sample_precision: str = other(SAMPLE_PRECISION)
     compile: bool = other(COMPILE)
 
 
@@ -120,11 +123,11 @@ class SampleCfgSweep:
 
     seed: int
     device: str
-    sample_batch_size: int
+    sample_batch_size: int | str  # a number, or "auto" (difflab.performance.sample_batch)
     cfg_sweep_num_images: int = other("part_b.fid.cfg_sweep_num_images")
     sampler: str = other("part_b.ddpm.sampler")
     ddim_eta: float = other("part_b.ddpm.ddim_eta")
-    precision: str = other(PRECISION)
+    sample_precision: str = other(SAMPLE_PRECISION)
     compile: bool = other(COMPILE)
 
 

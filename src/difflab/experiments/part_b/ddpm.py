@@ -16,6 +16,7 @@ import torch
 
 from difflab.experiments.part_b import g, number_list
 from difflab.experiments.part_b.checkpoints import DIGITS, as_images, load_unets, loss_curve
+from difflab.performance import sample_batch
 from difflab.sampler import ddim_eta_of
 
 TITLES = {"time": "time-conditioned DDPM", "class": "class-conditioned DDPM"}
@@ -40,7 +41,7 @@ def sample_grid(kind: str, settings, device, seed: int, path: str, model, ckpt, 
     n, labels, guidance, _ = grid_request(kind, settings, device)
     generator = make_generator(seed, "partb", "grid", kind, device=device)
     return ddpm_sample(model, ckpt.schedule(), n, generator, device, labels=labels, guidance_scale=guidance,
-                       batch_size=int(settings.sample_batch_size), frames=frames,
+                       batch_size=sample_batch(settings.sample_batch_size, n, device), frames=frames,
                        ddim_eta=ddim_eta_of(settings.sampler, settings.ddim_eta))
 
 
@@ -168,6 +169,6 @@ def cfg_grid(settings, device, checkpoint: str) -> CfgResult:
     for gamma in sweep:
         generator = make_generator(settings.seed, "partb", "cfg-grid", device=device)  # the same noise for every gamma
         rows.append(as_images(ddpm_sample(model, schedule, DIGITS, generator, device, labels=labels, guidance_scale=gamma,
-                                          batch_size=int(settings.sample_batch_size),
+                                          batch_size=sample_batch(settings.sample_batch_size, DIGITS, device),
                                           ddim_eta=ddim_eta_of(settings.sampler, settings.ddim_eta))[0]))
     return CfgResult(images=np.concatenate(rows), guidance=np.asarray(sweep), epoch=int(ckpt.epoch), seed=settings.seed)

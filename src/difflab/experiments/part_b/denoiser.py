@@ -16,6 +16,7 @@ from tqdm import tqdm
 from difflab import DifflabError
 from difflab.data import mnist_tensors
 from difflab.experiments.part_b import g, number_list
+from difflab.performance import sample_batch
 from difflab.experiments.part_b.checkpoints import (apply_batched, as_array, as_images, load_unets,
                                                     loss_curve)
 
@@ -92,7 +93,7 @@ def denoiser(settings, device: torch.device, data: str, checkpoints: list[str]) 
     k = min(GRID_IMAGES, n_eval)
     denoised, mse, rows = [], [], []
     for _, model, ckpt in loaded:
-        out = apply_batched(model, z, settings.sample_batch_size).clamp(0, 1)
+        out = apply_batched(model, z, sample_batch(settings.sample_batch_size, z.shape[0], device)).clamp(0, 1)
         # 4. score
         mse.append(mse_per_image(out, x_eval).mean().item())
         denoised.append(as_images(out[:k]))
@@ -163,7 +164,7 @@ def ood(settings, device: torch.device, data: str, denoiser: str, time_model: st
     seed = settings.seed
     # 1. inputs
     levels = [float(s) for s in settings.noise_levels]
-    holdout, batch_size = int(settings.blur_holdout), int(settings.sample_batch_size)
+    holdout = int(settings.blur_holdout)
     (_, unet, dck), = load_unets([denoiser], device, ("unconditional",))
     (_, time_net, tck), = load_unets([time_model], device, ("time",))
     schedule = tck.schedule().to(device)
@@ -174,6 +175,7 @@ def ood(settings, device: torch.device, data: str, denoiser: str, time_model: st
     # The evaluated images are the first ones; the blur is tuned on the last `holdout`, so the two never overlap.
     n = min(int(settings.ood_num_images), total - holdout)
     x_eval, x_hold = x_test[:n], x_test[total - holdout:]
+    batch_size = sample_batch(settings.sample_batch_size, n, device)
     # 2. noise
     generator = make_generator(seed, "partb", "ood", device=device)
     eps_eval = torch.randn(x_eval.shape, generator=generator, device=device)

@@ -89,6 +89,7 @@ def measure_steps(kind: str, settings, device, checkpoint: str, data: str, class
     from difflab.metrics.classifier import accuracy
     from difflab.metrics.fid import ClassifierFeatures, classifier_extractor_name, fid_score, kid_score, kid_subset_size
     from difflab.runtime import make_generator
+    from difflab.performance import sample_batch
     from difflab.sampling import ddpm_sample
 
     (_, model, ckpt), = load_unets([checkpoint], device, (kind,))
@@ -117,7 +118,7 @@ def measure_steps(kind: str, settings, device, checkpoint: str, data: str, class
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
             x, _ = ddpm_sample(model, ckpt.schedule(), n, generator, device, labels=labels,
-                               guidance_scale=guidance if guided else None, batch_size=int(settings.sample_batch_size),
+                               guidance_scale=guidance if guided else None, batch_size=sample_batch(settings.sample_batch_size, n, device),
                                show_progress=False, timesteps=ts,
                                ddim_eta=float(settings.ddim_eta) if sampler == "ddim" else None)
             if torch.device(device).type == "cuda":

@@ -1,0 +1,84 @@
+"""difflab.train_step: the draws written into buffers equal fresh draws, the sync-free EMA update equals
+torch's AveragedModel bit for bit, and a TrainStep equals the plain loop it replaces. (The CUDA-graph replay itself
+needs a GPU: `make bench` compares it with eager training there.)"""
+
+import pytest
+import torch
+
+from difflab.models import build_model
+from difflab.performance import sample_batch, sample_precision, uses_cuda_graphs
+from difflab.schedule import NoiseSchedule
+from difflab.train import make_ema
+from difflab.train_step import TrainStep, draw_step_noise, ema_update, step_loss
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("kind", ["denoiser", "time", "class"])
+def test_draws_into_buffers_equal_fresh_draws(kind):
+    fresh = draw_step_noise(kind, 6, 300, torch.Generator().manual_seed(3), CPU)
+    buffers = {k: torch.full_like(v, -1) for k, v in fresh.items()}
+    written = draw_step_noise(kind, 6, 300, torch.Generator().manual_seed(3), CPU, out=buffers)
+    assert set(fresh) == {"denoiser": {"eps"}, "time": {"t", "eps"}, "class": {"t", "eps", "u"}}[kind]
+    for key in fresh:
+        assert written[key] is buffers[key]
+        assert torch.equal(buffers[key], fresh[key])
+
+
+def test_ema_update_equals_averaged_model_bit_for_bit():
+    torch.manual_seed(0)
+    model = build_model("class", 8)
+    library, ours = make_ema(model, 0.9), make_ema(model, 0.9)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x, c, t = torch.rand(4, 1, 28, 28), torch.eye(10)[:4], torch.rand(4)
+    for step in range(4):  # the first update copies, the later ones average (BatchNorm buffers included)
+        optimizer.zero_grad()
+        model(x, c, t).square().mean().backward()
+        optimizer.step()
+        library.update_parameters(model)
+        ema_update(ours, model, 0.9, first=step == 0)
+    theirs, mine = library.state_dict(), ours.state_dict()
+    assert int(mine["n_averaged"]) == 4
+    for name in theirs:
+        assert torch.equal(theirs[name], mine[name]), name
+
+
+@pytest.mark.parametrize("kind", ["denoiser", "time", "class"])
+def test_train_step_equals_the_plain_loop(kind):
+    """Loss, backward, Adam, EMA in the documented draw order: the step object changes nothing on a CPU."""
+    schedule = NoiseSchedule.linear(1e-4, 0.02, 300)
+    arch = {"denoiser": "unconditional", "time": "time", "class": "class"}[kind]
+    x0, labels = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
+    results = []
+    for use_step in (True, False):
+        torch.manual_seed(0)
+        model = build_model(arch, 8)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        ema = make_ema(model, 0.9)
+        generator = torch.Generator().manual_seed(5)
+        step = TrainStep(kind, model, model, optimizer, generator, schedule, 0.5, 0.1, ema, 0.9, batch_size=8)
+        losses = []
+        for _ in range(3):
+            if use_step:
+                losses.append(step(x0, labels if kind == "class" else None))
+                continue
+            draws = draw_step_noise(kind, 8, 300, generator, CPU)
+            optimizer.zero_grad(set_to_none=True)
+            loss = step_loss(kind, model, x0, draws, schedule, 0.5, labels if kind == "class" else None, 0.1)
+            loss.backward()
+            optimizer.step()
+            ema.update_parameters(model)
+            losses.append(loss.detach())
+        results.append((torch.stack(losses), ema.state_dict()))
+    assert torch.equal(results[0][0], results[1][0])
+    assert all(torch.equal(results[0][1][k], results[1][1][k]) for k in results[0][1])
+
+
+def test_auto_switches_resolve_per_device():
+    cuda = torch.device("cuda")
+    assert sample_precision("auto", cuda) == "bf16" and sample_precision("auto", CPU) == "fp32"
+    assert sample_precision("fp32", cuda) == "fp32"
+    assert sample_batch("auto", 10000, cuda) == 10000 and sample_batch("auto", 10000, CPU) == 1000
+    assert sample_batch("auto", 40, CPU) == 40 and sample_batch(256, 10000, cuda) == 256
+    assert uses_cuda_graphs(True, False, cuda) and not uses_cuda_graphs(True, True, cuda)
+    assert not uses_cuda_graphs(True, False, CPU)
