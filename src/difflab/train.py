@@ -88,6 +88,16 @@ def cpu_state(module: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """optimizer.load_state_dict(state), keeping the implementation flags this optimizer was made with (fused,
+    capturable, foreach: they follow the device, difflab.performance.make_adam). PyTorch restores them from the saved
+    param_groups, so without this a chain started on a CPU would never use the fused or capturable Adam on a GPU."""
+    state = {**state, "param_groups": [
+        {**saved, **{k: ours[k] for k in ("fused", "capturable", "foreach") if k in ours}}
+        for saved, ours in zip(state["param_groups"], optimizer.param_groups, strict=True)]}
+    optimizer.load_state_dict(state)
+
+
 def initial_checkpoint(kind: str, settings: dict, seed: int) -> Checkpoint:
     """Epoch 0: freshly initialised weights (seeded) and empty optimizer state."""
     torch.manual_seed(derive_seed(seed, "init", kind))
@@ -139,7 +149,7 @@ def train_one_epoch(ckpt: Checkpoint, images: Tensor, labels: Tensor, device: to
     forward = accelerate(model, settings["train_precision"], settings["compile"], device)  # difflab.performance
     graphs = uses_cuda_graphs(settings["cuda_graphs"], settings["compile"], device)
     optimizer, scheduler = make_optimizer(model, kind, settings, device, capturable=graphs)
-    optimizer.load_state_dict(ckpt.optimizer)
+    load_optimizer_state(optimizer, ckpt.optimizer)
     if scheduler is not None:
         scheduler.load_state_dict(ckpt.scheduler)
     schedule = ema = None

@@ -82,3 +82,20 @@ def test_auto_switches_resolve_per_device():
     assert sample_batch("auto", 40, CPU) == 40 and sample_batch(256, 10000, cuda) == 256
     assert uses_cuda_graphs(True, False, cuda) and not uses_cuda_graphs(True, True, cuda)
     assert not uses_cuda_graphs(True, False, CPU)
+
+
+def test_resumed_optimizer_keeps_the_flags_it_was_made_with():
+    """PyTorch's load_state_dict restores fused/capturable/foreach from the saved groups; a chain begun on a CPU
+    must still get the device's Adam when it resumes on a GPU (the H200 run trained with neither, before)."""
+    from difflab.train import load_optimizer_state
+
+    model = build_model("time", 8)
+    saved = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=False)
+    model(torch.rand(2, 1, 28, 28), torch.rand(2)).mean().backward()
+    saved.step()
+    resumed = torch.optim.Adam(model.parameters(), lr=5e-4, foreach=True)
+    load_optimizer_state(resumed, saved.state_dict())
+    assert resumed.param_groups[0]["foreach"] is True  # the flag this optimizer was made with
+    assert resumed.param_groups[0]["lr"] == 1e-3  # everything else from the checkpoint
+    state = resumed.state[next(iter(model.parameters()))]
+    assert torch.equal(state["exp_avg"], saved.state[next(iter(model.parameters()))]["exp_avg"])

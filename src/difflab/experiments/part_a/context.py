@@ -71,10 +71,11 @@ class Context:
     def epoch(self) -> int | None:
         return getattr(self.den, "epoch", None)
 
-    def generator(self, *keys) -> torch.Generator:
-        """The experiment's random stream: make_generator(seed, 'part_a', experiment, *keys) on the backend's device.
-        These keys are the ones the pipeline has always used, so the same config draws the same numbers."""
-        return make_generator(self.seed, "part_a", self.experiment, *keys, device=self.den.device)
+    def generator(self, *keys, device: torch.device | str | None = None) -> torch.Generator:
+        """The experiment's random stream: make_generator(seed, 'part_a', experiment, *keys) on `device` (default: the
+        backend's). These keys are the ones the pipeline has always used, so the same config draws the same numbers.
+        Inputs drawn on the host (pen strokes) take device="cpu": the same drawings on every device."""
+        return make_generator(self.seed, "part_a", self.experiment, *keys, device=device or self.den.device)
 
     def timesteps(self, stride: int, spacing: str = "leading") -> list[int]:
         """The strided timesteps of A.1.4, then -1 (the clean image): stride = config key part_a.stride; spacing

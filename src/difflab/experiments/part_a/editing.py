@@ -76,7 +76,7 @@ def sdedit_inputs(ctx: Context, s) -> SdeditResult:
     """1.7.1: SDEdit of digits drawn as pen strokes (part_a.hand_drawn_digits), set in DejaVu Sans (part_a.web_digits)
     and the images in part_a.images_dir (a file name starting with a digit guides towards it, else the null
     condition). Random draws: ctx.generator('pen') for the strokes, then the SDEdit series ('sdedit_inputs', i)."""
-    g = ctx.generator("pen")
+    g = ctx.generator("pen", device="cpu")  # strokes are drawn on the host, whatever the backend's device
     images = [inputs.stroke_digit(d, PEN_WIDTH, PEN_WOBBLE, g) for d in s.hand_drawn_digits]
     images += [inputs.font_digit(d) for d in s.web_digits]
     names = [f"hand-drawn {d}" for d in s.hand_drawn_digits] + [f"DejaVu Sans {d}" for d in s.web_digits]
