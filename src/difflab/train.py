@@ -13,7 +13,8 @@ uninterrupted one bit for bit on CPU.
 
 The DDPMs also keep an exponential moving average (EMA) of their weights (Ho et al. 2020, sec. 4), updated after
 every optimizer step: W_ema <- decay * W_ema + (1 - decay) * W, with W_ema = W after the first step
-(torch.optim.swa_utils.AveragedModel with get_ema_multi_avg_fn; config part_b.ddpm.ema_decay). The average is
+(torch.optim.swa_utils.AveragedModel, updated by difflab.train_step.ema_update, which equals its update_parameters
+bit for bit without a host synchronisation; config part_b.ddpm.ema_decay). The average is
 stored in the checkpoint (Checkpoint.ema_state, with its step counter n_averaged), so it resumes bit for bit too.
 It reads the weights only and draws no random numbers: the raw weights are the same with or without it.
 """
