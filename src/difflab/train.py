@@ -35,33 +35,10 @@ from difflab.checkpoint import Checkpoint
 from difflab.models import build_model
 from difflab.performance import accelerate, make_adam, uses_cuda_graphs
 from difflab.runtime import derive_seed, make_generator
-from difflab.schedule import NoiseSchedule
-from difflab.train_step import TrainStep, draw_step_noise, step_loss
+from difflab.train_step import TrainStep
 
 ARCHITECTURE_OF = {"denoiser": "unconditional", "time": "time", "class": "class"}
 CHECK_EVERY = 25  # steps between loss checks (one host synchronisation each; a NaN still names its own step)
-
-
-def denoiser_loss(model: nn.Module, x0: Tensor, sigma: float, generator: torch.Generator) -> Tensor:
-    """B.1: L = ||D_theta(x + sigma eps) - x||^2 (mean over pixels), fresh eps every batch (difflab.train_step)."""
-    draws = draw_step_noise("denoiser", x0.shape[0], 0, generator, x0.device)
-    return step_loss("denoiser", model, x0, draws, None, sigma)
-
-
-def ddpm_loss(
-    model: nn.Module,
-    x0: Tensor,
-    schedule: NoiseSchedule,
-    generator: torch.Generator,
-    labels: Tensor | None = None,
-    p_uncond: float = 0.0,
-) -> Tensor:
-    """Algorithms B.1 / B.3: L = ||eps_theta(x_t, [c,] t/T) - eps||^2 with t ~ U{0..T-1} and
-    x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps; the class is dropped (zero vector) with prob p_uncond
-    (difflab.train_step: draws t, eps[, u] in that order, then the loss)."""
-    kind = "time" if labels is None else "class"
-    draws = draw_step_noise(kind, x0.shape[0], schedule.num_timesteps, generator, x0.device)
-    return step_loss(kind, model, x0, draws, schedule, labels=labels, p_uncond=p_uncond)
 
 
 def lr_gamma(settings: dict) -> float:

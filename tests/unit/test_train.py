@@ -11,7 +11,8 @@ import torch
 from difflab import DifflabError
 from difflab.checkpoint import load_checkpoint
 from difflab.schedule import NoiseSchedule
-from difflab.train import ddpm_loss, denoiser_loss, initial_checkpoint, lr_gamma, make_optimizer, train_one_epoch
+from difflab.train import initial_checkpoint, lr_gamma, make_optimizer, train_one_epoch
+from difflab.train_step import draw_step_noise, step_loss
 
 from conftest import ROOT, subprocess_env
 
@@ -32,10 +33,8 @@ def fake_digits(n=64, seed=0):
 
 
 def loss_on_fixed_batch(kind, model, x, labels, schedule):
-    g = torch.Generator().manual_seed(123)
-    if kind == "denoiser":
-        return denoiser_loss(model, x, 0.5, g)
-    return ddpm_loss(model, x, schedule, g, labels if kind == "class" else None, 0.1)
+    draws = draw_step_noise(kind, x.shape[0], schedule.num_timesteps, torch.Generator().manual_seed(123), x.device)
+    return step_loss(kind, model, x, draws, schedule, 0.5, labels if kind == "class" else None, 0.1)
 
 
 @pytest.mark.parametrize("kind", ["denoiser", "time", "class"])
