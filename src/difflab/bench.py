@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from difflab.io import write_json
 from difflab.models import build_model
-from difflab.performance import accelerate, make_adam, sample_batch, sample_precision
+from difflab.performance import accelerate, make_adam, sample_batch, sample_precision, uses_cuda_graphs
 from difflab.runtime import device_name, resolve_device
 from difflab.schedule import NoiseSchedule
 
@@ -133,7 +133,6 @@ def train_path(hidden: int, batch: int, steps: int, device: torch.device, precis
     through difflab.train_step.TrainStep, the code the training jobs run; the first 4 steps (compilation, CUDA-graph
     warm-up and capture) are timed apart. `baseline`: PyTorch's default Adam (not fused), as before the switches.
     Returns img/s and the losses."""
-    from difflab.performance import uses_cuda_graphs
     from difflab.train import make_ema
     from difflab.train_step import WARMUP_STEPS, TrainStep
 
@@ -214,8 +213,6 @@ def bench_sampling_paths(hidden: int, n: int, steps: int, device: torch.device, 
 
 
 def _path_name(precision: str, compile: bool, cuda_graphs: bool, device: torch.device) -> str:
-    from difflab.performance import uses_cuda_graphs
-
     mode = " + torch.compile" if compile else " + CUDA graphs" if uses_cuda_graphs(cuda_graphs, compile, device) else " eager"
     return f"{precision}{mode}"
 

@@ -101,7 +101,8 @@ class TrainStep:
         self.num_timesteps = schedule.num_timesteps if schedule is not None else 0
         self.full_steps = 0  # full batches seen (the graph is captured after WARMUP_STEPS of them)
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.static: dict[str, Tensor] = {}
+        self.static: dict[str, Tensor] = {}  # the graph's inputs x0, labels and its output loss
+        self.draws: dict[str, Tensor] = {}  # the graph's noise inputs (draw_step_noise's keys)
         self.stream = torch.cuda.Stream(self.device) if cuda_graph else None
 
     def _update(self, x0: Tensor, labels: Tensor | None, draws: dict[str, Tensor]) -> Tensor:
@@ -147,7 +148,7 @@ class TrainStep:
         self.static["x0"].copy_(x0)
         if labels is not None:
             self.static["labels"].copy_(labels)
-        draw_step_noise(self.kind, x0.shape[0], self.num_timesteps, self.generator, self.device, out=self.static)
+        draw_step_noise(self.kind, x0.shape[0], self.num_timesteps, self.generator, self.device, out=self.draws)
         self.graph.replay()
         self._count()
         return self.static["loss"].clone()
@@ -157,14 +158,10 @@ class TrainStep:
         self.static = {"x0": torch.empty_like(x0)}
         if labels is not None:
             self.static["labels"] = torch.empty_like(labels)
-        n = x0.shape[0]
-        self.static["eps"] = torch.empty((n, 1, 28, 28), device=self.device)
-        if self.kind != "denoiser":
-            self.static["t"] = torch.empty(n, dtype=torch.int64, device=self.device)
-        if self.kind == "class":
-            self.static["u"] = torch.empty(n, device=self.device)
+        # The draw buffers, shaped by draw_step_noise itself from a scratch generator (the epoch's stream is untouched:
+        # each replay draws its own numbers into them).
+        self.draws = draw_step_noise(self.kind, x0.shape[0], self.num_timesteps, torch.Generator(self.device), self.device)
         self.optimizer.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.static["loss"] = self._update(self.static["x0"], self.static.get("labels"),
-                                               {k: self.static[k] for k in ("t", "eps", "u") if k in self.static})
+            self.static["loss"] = self._update(self.static["x0"], self.static.get("labels"), self.draws)
