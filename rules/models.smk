@@ -45,7 +45,7 @@ rule train_epoch:
         "results/logs/models/{kind}_epoch_{epoch}.log",
     benchmark:
         "results/benchmarks/models/{kind}_epoch_{epoch}.tsv"
-    threads: ALL_CORES
+    threads: TRAIN_THREADS
     resources:
         gpu=1,
     shell:

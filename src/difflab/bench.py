@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from difflab.io import write_json
 from difflab.models import build_model
-from difflab.performance import accelerate, make_adam, sample_batch, sample_precision, uses_cuda_graphs
+from difflab.performance import accelerate, make_adam, sample_batch, sample_precision, train_precision, uses_cuda_graphs
 from difflab.runtime import device_name, resolve_device
 from difflab.schedule import NoiseSchedule
 
@@ -222,10 +222,10 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--hidden", type=int, default=32, help="UNet width D (the spec's DDPMs use 64)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--train-precision", default="fp32", choices=["fp32", "bf16"],
+    parser.add_argument("--train-precision", default="auto", choices=["auto", "fp32", "bf16"],
                         help="training precision of the optimised path (config performance.train_precision)")
     parser.add_argument("--sample-precision", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="sampling precision of the optimised path (performance.sample_precision; auto: bf16 on CUDA)")
+                        help="sampling precision of the optimised path (performance.sample_precision)")
     parser.add_argument("--cuda-graphs", default=True, action=argparse.BooleanOptionalAction,
                         help="training replays CUDA graphs (performance.cuda_graphs; CUDA only)")
     parser.add_argument("--compile", default=False, action=argparse.BooleanOptionalAction,
@@ -238,14 +238,14 @@ def cli(argv: list[str] | None = None) -> None:
     model = build_model("class", args.hidden).to(device).eval()
     big = 1000 if device.type == "cuda" else 256
     rows = [
-        bench_cfg_batching(model, device, big, args.repeats),
+        bench_cfg_batching(model, device, sample_batch("auto", big, device), args.repeats),  # at the batch sampling uses
         bench_sampling_batch(model, device, big, 32, args.repeats),
         bench_data_path(build_model("unconditional", args.hidden).to(device), device, 2048, 256, max(2, args.repeats // 2)),
     ]
     cuda = device.type == "cuda"
     rows.append(bench_training_paths(args.hidden, 128, args.train_steps or (200 if cuda else 20), device,
-                                     args.train_precision, args.compile, args.cuda_graphs))
-    n = 10000 if cuda else 256
+                                     train_precision(args.train_precision, device), args.compile, args.cuda_graphs))
+    n = 10000 if cuda else 1000
     rows.append(bench_sampling_paths(args.hidden, n, 50 if cuda else 10, device, sample_precision(args.sample_precision, device),
                                      args.compile, sample_batch("auto", n, device)))
     threads = bench_threads(model, device, big, args.repeats)

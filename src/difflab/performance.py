@@ -1,15 +1,16 @@
 """Speed switches of training and sampling (config section `performance`): numeric precision, CUDA graphs and
-torch.compile.
+torch.compile, and the sampling batch on each kind of device.
 
-On a CPU every default is the plain path (fp32, eager), the one every number of the writeup's settings was checked
-with; on CUDA the defaults are the measured fast ones (README "Performance"). `make bench` (difflab.bench) measures
-what each switch buys on the machine at hand and checks that both paths compute the same thing (losses after the
-same steps, samples from the same noise).
+The defaults are the paths measured fastest on each device (README "Performance"); `make bench` (difflab.bench)
+measures what each switch buys on the machine at hand and checks that both paths compute the same thing (losses after
+the same steps, samples from the same noise).
 
 - train_precision / sample_precision "bf16": the model's forward (and, in training, its backward) runs under
   `torch.autocast` with bfloat16 (PyTorch AMP: matmuls and convolutions in bf16, reductions and the loss in fp32);
   weights, optimiser state, the schedule and every sampler update stay fp32, so only the network's output carries
-  bf16 rounding. sample_precision "auto" = bf16 on CUDA (large batches: arithmetic-bound), fp32 on a CPU.
+  bf16 rounding. "auto" picks bf16 where the hardware computes it natively and it was measured to pay:
+  sampling on CUDA and on CPUs with bf16 instructions (AVX512-BF16 or AMX), training on such CPUs only (on CUDA,
+  batch 128 is launch-bound: issue 13's H100 anchor ran slower in bf16). Elsewhere bf16 is emulated, so "auto" is fp32.
 - cuda_graphs: on CUDA each full training batch is one CUDA-graph replay (difflab.train_step); ignored on a CPU and
   when compile is on (whose "reduce-overhead" mode uses CUDA graphs itself).
 - compile: the model is wrapped by `torch.compile`; on CUDA in mode "reduce-overhead" (CUDA graphs), on CPU in the
@@ -25,19 +26,40 @@ import torch
 from torch import nn
 
 PRECISIONS = ("fp32", "bf16")
-AUTO_CPU_SAMPLE_BATCH = 1000  # part_b.ddpm.sample_batch_size "auto" on a CPU (host memory cannot report its limit)
+# part_b.ddpm.sample_batch_size "auto" on a CPU: images per forward (CFG doubles it). Small batches keep the UNet's
+# activations in the CPU's caches: 64 sampled 2.2x faster than 1,000 on 2 cores (README "Performance"), and the
+# samples do not depend on the batch (difflab.sampling draws each step's noise for all images at once).
+AUTO_CPU_SAMPLE_BATCH = 64
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 in hardware: a CUDA GPU that supports it, or a CPU with AVX512-BF16 or AMX
+    tiles (oneDNN's bf16 kernels; torch.cpu's capability checks). Elsewhere bf16 is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(check() for check in checks if check is not None)
 
 
 def sample_precision(name: str, device: torch.device) -> str:
-    """Config key `performance.sample_precision` resolved for `device`: "auto" -> "bf16" on CUDA, "fp32" elsewhere;
-    "fp32" and "bf16" as given."""
-    return ("bf16" if device.type == "cuda" else "fp32") if name == "auto" else name
+    """Config key `performance.sample_precision` resolved for `device`: "auto" -> "bf16" where `native_bf16`, else
+    "fp32"; "fp32" and "bf16" as given."""
+    return ("bf16" if native_bf16(device) else "fp32") if name == "auto" else name
+
+
+def train_precision(name: str, device: torch.device) -> str:
+    """Config key `performance.train_precision` resolved for `device`: "auto" -> "bf16" on a CPU with native bf16
+    (1.65x at the laptop's width, README "Performance"), "fp32" on CUDA (batch 128 is launch-bound there; the H100
+    anchor of issue 13: bf16 0.83x) and on other CPUs; "fp32" and "bf16" as given."""
+    return ("bf16" if device.type == "cpu" and native_bf16(device) else "fp32") if name == "auto" else name
 
 
 def sample_batch(value: int | str, n: int, device: torch.device) -> int:
     """Config key `part_b.ddpm.sample_batch_size` resolved for n images on `device`: a number as given; "auto" -> all
     n at once on CUDA (an out-of-memory error halves the chunk and retries: difflab.runtime.map_in_chunks, so the
-    batch adapts to the GPU's free memory), min(n, 1000) on a CPU (where running out of memory kills the process)."""
+    batch adapts to the GPU's free memory), min(n, AUTO_CPU_SAMPLE_BATCH) on a CPU (cache-sized)."""
     if value != "auto":
         return int(value)
     return max(1, n) if device.type == "cuda" else max(1, min(n, AUTO_CPU_SAMPLE_BATCH))

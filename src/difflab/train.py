@@ -33,7 +33,7 @@ from tqdm import tqdm
 from difflab import DifflabError
 from difflab.checkpoint import Checkpoint
 from difflab.models import build_model
-from difflab.performance import accelerate, make_adam, uses_cuda_graphs
+from difflab.performance import accelerate, make_adam, train_precision, uses_cuda_graphs
 from difflab.runtime import derive_seed, make_generator
 from difflab.train_step import TrainStep
 
@@ -124,7 +124,8 @@ def train_one_epoch(ckpt: Checkpoint, images: Tensor, labels: Tensor, device: to
     model = build_model(ckpt.architecture, ckpt.hidden).to(device)
     model.load_state_dict(ckpt.model)
     model.train()
-    forward = accelerate(model, settings["train_precision"], settings["compile"], device)  # difflab.performance
+    precision = train_precision(settings["train_precision"], device)  # difflab.performance: "auto" resolved here
+    forward = accelerate(model, precision, settings["compile"], device)
     graphs = uses_cuda_graphs(settings["cuda_graphs"], settings["compile"], device)
     optimizer, scheduler = make_optimizer(model, kind, settings, device, capturable=graphs)
     load_optimizer_state(optimizer, ckpt.optimizer)
