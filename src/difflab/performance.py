@@ -33,10 +33,11 @@ AUTO_CPU_SAMPLE_BATCH = 64
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bfloat16 in hardware: a CUDA GPU that supports it, or a CPU with AVX512-BF16 or AMX
-    tiles (oneDNN's bf16 kernels; torch.cpu's capability checks). Elsewhere bf16 is emulated and slower than fp32."""
+    """Whether `device` computes bfloat16 in hardware: a CUDA GPU with bf16 tensor cores (Ampere on; not the T4 class,
+    where PyTorch would emulate it), or a CPU with AVX512-BF16 or AMX tiles (oneDNN's bf16 kernels; torch.cpu's
+    capability checks). Elsewhere bf16 is emulated and slower than fp32."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type != "cpu":
         return False
     checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from difflab.models import build_model
-from difflab.performance import sample_batch, sample_precision, uses_cuda_graphs
+from difflab.performance import AUTO_CPU_SAMPLE_BATCH, sample_batch, sample_precision, train_precision, uses_cuda_graphs
 from difflab.schedule import NoiseSchedule
 from difflab.train import make_ema
 from difflab.train_step import TrainStep, draw_step_noise, ema_update, step_loss
@@ -74,11 +74,17 @@ def test_train_step_equals_the_plain_loop(kind):
     assert all(torch.equal(results[0][1][k], results[1][1][k]) for k in results[0][1])
 
 
-def test_auto_switches_resolve_per_device():
-    cuda = torch.device("cuda")
-    assert sample_precision("auto", cuda) == "bf16" and sample_precision("auto", CPU) == "fp32"
-    assert sample_precision("fp32", cuda) == "fp32"
-    assert sample_batch("auto", 10000, cuda) == 10000 and sample_batch("auto", 10000, CPU) == 1000
+@pytest.mark.parametrize("gpu_bf16, cpu_bf16", [(True, True), (False, False)])
+def test_auto_switches_resolve_per_device(monkeypatch, gpu_bf16, cpu_bf16):
+    """The hardware queries are PyTorch's; here they answer for an H200 with a bf16 CPU, then a T4 with an older CPU."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: gpu_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: cpu_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cuda, on = torch.device("cuda"), {True: "bf16", False: "fp32"}
+    assert sample_precision("auto", cuda) == on[gpu_bf16] and sample_precision("auto", CPU) == on[cpu_bf16]
+    assert train_precision("auto", cuda) == "fp32" and train_precision("auto", CPU) == on[cpu_bf16]
+    assert sample_precision("fp32", cuda) == "fp32" and train_precision("bf16", CPU) == "bf16"
+    assert sample_batch("auto", 10000, cuda) == 10000 and sample_batch("auto", 10000, CPU) == AUTO_CPU_SAMPLE_BATCH
     assert sample_batch("auto", 40, CPU) == 40 and sample_batch(256, 10000, cuda) == 256
     assert uses_cuda_graphs(True, False, cuda) and not uses_cuda_graphs(True, True, cuda)
     assert not uses_cuda_graphs(True, False, CPU)

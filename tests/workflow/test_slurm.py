@@ -30,9 +30,10 @@ def slurm_args(*configfiles: str) -> list[str]:
     """profiles/slurm on the smoke config (plus `configfiles`), adjusted to the CI cluster."""
     return [
         "--workflow-profile", "profiles/slurm", "--configfile", "config/smoke.yaml", *configfiles,
-        # The CI node has 2 CPUs; the profile gives training and the classifier 4 threads. 2 is also what
-        # the local `--cores 2` smoke run gives them, so both runs compute with the same number of threads.
-        "--set-threads", "train_epoch=2", "classifier=2",
+        # The CI node has 2 CPUs; the profile gives training and the classifier 4 threads. A local `--cores 2`
+        # smoke run gives each training epoch 1 (the cores split between the three chains) and the classifier 2,
+        # so both runs compute with the same number of threads.
+        "--set-threads", "train_epoch=1", "classifier=2",
         # First status poll after 2 s instead of 40 s: the smoke jobs take seconds.
         "--slurm-init-seconds-before-status-checks", "2",
     ]
@@ -303,7 +304,7 @@ def test_jobs_got_the_profiles_partition_gpu_cpus_and_memory(slurm_run):
     jobs = submitted_jobs(log)
     profile = yaml.safe_load(PROFILE.read_text())
     gpu = gpu_rules()
-    threads = {"train_epoch": 2, "classifier": 2}  # slurm_args() --set-threads
+    threads = {"train_epoch": 1, "classifier": 2}  # slurm_args() --set-threads
     for job_id, record in sacct(jobs).items():
         rule = jobs[job_id][0]
         tres = dict(item.split("=", 1) for item in record["AllocTRES"].split(","))
