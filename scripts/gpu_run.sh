@@ -19,7 +19,8 @@
 # set (the tool returns at most 8 files). Snakemake runs with --scheduler greedy: the ILP scheduler's solver (pulp,
 # 16 MB) is not carried. A second `run` on a warm machine continues an interrupted DAG.
 # Only what the device lacks is downloaded: DEVICE_HAS lists the device image's packages (the device tool's KINDS.md,
-# read 2026-11-17). Check the sizes with `du -sh .whl .whl-pandoc`.
+# read 2026-11-17; platformdirs is missing there, contrary to that list: found 2026-11-30). Check the sizes with
+# `du -sh .whl .whl-pandoc`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +28,7 @@ DEVICE_PYTHON=3.12
 # Packages the device image already has (lower case, '-' for '_'), and ones the DAG never imports there.
 DEVICE_HAS="accelerate annotated-doc anyio attrs certifi charset-normalizer click contourpy cycler filelock fonttools
 fsspec h11 hf-xet httpcore httpx huggingface-hub idna imageio jinja2 joblib kiwisolver lazy-loader markdown-it-py
-markupsafe matplotlib mdurl networkx numpy packaging pandas pillow pip platformdirs psutil pygments pyparsing
+markupsafe matplotlib mdurl networkx numpy packaging pandas pillow pip psutil pygments pyparsing
 python-dateutil pyyaml regex requests rich safetensors scikit-image scipy setuptools shellingham six tabulate tifffile
 sympy mpmath tokenizers torch torchmetrics torchvision tqdm transformers typer typing-extensions urllib3 wrapt zipp hypothesis
 pytest iniconfig pluggy sortedcontainers lightning-utilities"
