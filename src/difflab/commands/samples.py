@@ -61,11 +61,13 @@ def write_samples(job: str, settings, checkpoint: str, out: str, guidance: float
         "model": np.str_(arch),
         "epoch": np.int64(ckpt.epoch),
         "seed": np.int64(derive_seed(seed, *keys)),
+        "precision": np.str_(precision),  # "auto" resolved on this device (difflab.performance)
     }
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-    print(f"{n} samples of the {arch} DDPM ({weights} weights, epoch {ckpt.epoch}{'' if labels is None else f', guidance {guidance:g}'}) -> {out}")
+    print(f"{n} samples of the {arch} DDPM ({weights} weights, epoch {ckpt.epoch}{'' if labels is None else f', guidance {guidance:g}'}, "
+          f"{precision}) -> {out}")
 
 
 def cli(argv: list[str]) -> None:

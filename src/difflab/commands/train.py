@@ -27,6 +27,7 @@ def cli(argv: list[str]) -> None:
     settings = dataclasses.asdict(from_json(f"models.train_{args.model}", args.settings))
 
     from difflab.checkpoint import load_unet_checkpoint, save_checkpoint
+    from difflab.performance import train_precision
     from difflab.runtime import start_job
     from difflab.train import initial_checkpoint, train_one_epoch
 
@@ -51,5 +52,6 @@ def cli(argv: list[str]) -> None:
     new = train_one_epoch(ckpt, images, labels, device)
     save_checkpoint(args.out, new)
     last = new.losses[-new.steps_per_epoch:]
+    precision = train_precision(settings["train_precision"], device)
     print(f"{args.model} epoch {args.epoch}: mean loss {sum(last) / len(last):.5f}, "
-          f"{new.images_per_second:.0f} images/s on {device} -> {args.out}")
+          f"{new.images_per_second:.0f} images/s on {device} in {precision} -> {args.out}")
