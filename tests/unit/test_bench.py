@@ -14,7 +14,8 @@ from difflab.performance import native_bf16
 CI_SIZE = ["--device", "cpu", "--hidden", "4", "--repeats", "1", "--train-steps", "6"]
 
 
-def run_bench(tmp_path, *flags) -> dict:
+def run_bench(tmp_path, *flags) -> tuple[dict, dict]:
+    """The bench at CI size with `flags`: its (training row, CFG sampling row)."""
     out = tmp_path / "bench.json"
     bench.cli([*CI_SIZE, "--out", str(out), *flags])
     result = json.loads(out.read_text())
