@@ -29,7 +29,7 @@ install: $(STAMP)
 report: $(STAMP)
 	@profile=$$($(PY) -c 'import torch; print("default" if torch.cuda.is_available() else "laptop")'); \
 	if [ "$$profile" = default ]; then echo "difflab: CUDA is available: using profiles/default (the full settings)"; \
-	else echo "difflab: no CUDA device: using profiles/laptop (CPU-sized; about 30 min on 2 cores)"; fi; \
+	else echo "difflab: no CUDA device: using profiles/laptop (CPU-sized; about 15 min on 2 cores)"; fi; \
 	$(SNAKEMAKE) --workflow-profile profiles/$$profile --cores $(CORES) && \
 	echo "difflab: report: $(CURDIR)/results/report/index.html"
 

@@ -182,9 +182,10 @@ def cuda_warning() -> str | None:
     except ImportError:
         pass
     return ("WARNING: profile 'default' (the full CS180 settings) on a machine without CUDA.\n"
-            "  Expected cost on a 2-core CPU: about 8 hours of training (denoiser D=128 ~30 img/s, DDPMs D=64\n"
-            "  ~140 img/s) and days of sampling for FID on 10k images per evaluation epoch.\n"
-            "  For a CPU-sized run (~30 min) use:  snakemake --workflow-profile profiles/laptop\n"
+            "  Expected cost on a 2-core CPU: about 8 hours of training in fp32 (denoiser D=128 ~30 img/s, DDPMs\n"
+            "  D=64 ~140 img/s; about half in bf16 on a CPU with bf16 instructions) and days of sampling for FID on\n"
+            "  10k images per evaluation epoch.\n"
+            "  For a CPU-sized run (~15 min) use:  snakemake --workflow-profile profiles/laptop\n"
             "  For a 5-minute check use:           snakemake --workflow-profile profiles/smoke")
 
 
